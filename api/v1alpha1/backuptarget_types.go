@@ -1,0 +1,174 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BackupTargetSpec says what is backed up: exactly one engine.
+// +kubebuilder:validation:XValidation:rule="[has(self.postgres), has(self.mysql), has(self.files)].filter(x, x).size() == 1",message="exactly one of spec.postgres, spec.mysql or spec.files must be set"
+type BackupTargetSpec struct {
+	// postgres backs up one PostgreSQL database with pg_dump.
+	// +optional
+	Postgres *PostgresTarget `json:"postgres,omitempty"`
+
+	// mysql backs up MySQL or MariaDB databases with mariadb-dump/mysqldump.
+	// +optional
+	MySQL *MySQLTarget `json:"mysql,omitempty"`
+
+	// files backs up a directory of a PersistentVolumeClaim as a tar stream.
+	// +optional
+	Files *FilesTarget `json:"files,omitempty"`
+}
+
+// TLSMode is how the agent secures its database connection.
+// +kubebuilder:validation:Enum=disable;prefer;require;verify-ca;verify-full
+type TLSMode string
+
+const (
+	TLSDisable    TLSMode = "disable"
+	TLSPrefer     TLSMode = "prefer"
+	TLSRequire    TLSMode = "require"
+	TLSVerifyCA   TLSMode = "verify-ca"
+	TLSVerifyFull TLSMode = "verify-full"
+)
+
+// DatabaseConnection is where a database server listens and how to log in.
+type DatabaseConnection struct {
+	// host name or address of the server, usually a Service name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$`
+	Host string `json:"host"`
+
+	// port of the server. Defaults to the engine's standard port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+
+	// tlsMode of the connection. Defaults to prefer.
+	// +optional
+	// +kubebuilder:default=prefer
+	TLSMode TLSMode `json:"tlsMode,omitempty"`
+
+	// caSecretRef selects a PEM CA bundle for verify-ca and verify-full.
+	// +optional
+	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
+
+	// credentials to log in with.
+	// +required
+	Credentials DatabaseCredentials `json:"credentials"`
+}
+
+// DatabaseCredentials are a user name and a password, the password always from a Secret.
+// +kubebuilder:validation:XValidation:rule="has(self.username) != has(self.usernameSecretRef)",message="exactly one of credentials.username or credentials.usernameSecretRef must be set"
+type DatabaseCredentials struct {
+	// username to log in as.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Username string `json:"username,omitempty"`
+
+	// usernameSecretRef selects the user name from a Secret.
+	// +optional
+	UsernameSecretRef *SecretKeySelector `json:"usernameSecretRef,omitempty"`
+
+	// passwordSecretRef selects the password.
+	// +required
+	PasswordSecretRef SecretKeySelector `json:"passwordSecretRef"`
+}
+
+// PostgresTarget is one PostgreSQL database.
+type PostgresTarget struct {
+	DatabaseConnection `json:",inline"`
+
+	// database to back up and restore.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Database string `json:"database"`
+}
+
+// MySQLTarget is one or more MySQL or MariaDB databases.
+type MySQLTarget struct {
+	DatabaseConnection `json:",inline"`
+
+	// databases to back up and restore.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9_$]+$`
+	Databases []string `json:"databases"`
+}
+
+// FilesTarget is a directory on a PersistentVolumeClaim.
+type FilesTarget struct {
+	// claimName of the PersistentVolumeClaim, in the same namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ClaimName string `json:"claimName"`
+
+	// path inside the volume to back up. Defaults to the volume's root.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="path must be relative to the volume and must not contain '..'"
+	Path string `json:"path,omitempty"`
+}
+
+// BackupTargetStatus is the observed state of a BackupTarget.
+type BackupTargetStatus struct {
+	ObjectStatus `json:",inline"`
+
+	// engine of the target: postgres, mysql or files.
+	// +optional
+	Engine string `json:"engine,omitempty"`
+
+	// lastSuccessfulBackup names the newest Succeeded Backup of this target.
+	// +optional
+	LastSuccessfulBackup string `json:"lastSuccessfulBackup,omitempty"`
+
+	// lastSuccessfulBackupTime is when that Backup completed.
+	// +optional
+	LastSuccessfulBackupTime *metav1.Time `json:"lastSuccessfulBackupTime,omitempty"`
+}
+
+// BackupTarget is a data store to back up and restore.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=btarget,categories=backstop
+// +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.status.engine`
+// +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.lastSuccessfulBackupTime`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BackupTarget struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired target.
+	// +required
+	Spec BackupTargetSpec `json:"spec"`
+
+	// status is the observed state of the target.
+	// +optional
+	Status BackupTargetStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// BackupTargetList is a list of BackupTargets.
+type BackupTargetList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BackupTarget `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&BackupTarget{}, &BackupTargetList{})
+}
