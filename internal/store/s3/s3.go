@@ -1,0 +1,355 @@
+// Package s3 is a store in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW,
+// Cloudflare R2, ...), through minio-go. Uploads stream in multipart parts of
+// a bounded size, so memory does not grow with the object; a failed upload
+// is aborted so no partial object or dangling parts remain.
+package s3
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/backstop-io/backstop/internal/store"
+)
+
+// DefaultPartSize is the multipart part size. With S3's limit of 10,000
+// parts it bounds an object to about 156 GiB; raise it for larger data.
+const DefaultPartSize = 16 << 20
+
+// Config configures an S3 store. AccessKeyID and SecretAccessKey are secrets.
+type Config struct {
+	// Endpoint is host[:port] or a URL (http:// or https://).
+	Endpoint string
+	Bucket   string
+	Region   string
+	// Prefix is prepended to every key.
+	Prefix string
+	// ForcePathStyle addresses the bucket in the path, not in the host name.
+	ForcePathStyle bool
+	// Insecure uses plain HTTP when Endpoint has no scheme.
+	Insecure bool
+	// CAFile is a PEM bundle of extra CAs to trust.
+	CAFile string
+	// AccessKeyID and SecretAccessKey are the credentials.
+	AccessKeyID     string
+	SecretAccessKey string
+	// PartSize is the multipart part size; DefaultPartSize when 0.
+	PartSize uint64
+	// MaxRetries is how often a request is tried; 3 when 0.
+	MaxRetries int
+}
+
+// Store is an S3 store.
+type Store struct {
+	c        *minio.Client
+	bucket   string
+	prefix   string
+	endpoint string
+	partSize uint64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an S3 store. It does not contact the server.
+func New(c Config) (*Store, error) {
+	if c.Endpoint == "" {
+		return nil, errors.New("s3 store: no endpoint given")
+	}
+	if c.Bucket == "" {
+		return nil, errors.New("s3 store: no bucket given")
+	}
+	host := c.Endpoint
+	secure := !c.Insecure
+	if strings.Contains(c.Endpoint, "://") {
+		u, err := url.Parse(c.Endpoint)
+		if err != nil {
+			return nil, errors.New("s3 store: endpoint is not a valid URL")
+		}
+		if u.User != nil {
+			return nil, errors.New("s3 store: the endpoint URL must not hold credentials")
+		}
+		switch u.Scheme {
+		case "http":
+			secure = false
+		case "https":
+			secure = true
+		default:
+			return nil, fmt.Errorf("s3 store: unsupported endpoint scheme %q", u.Scheme)
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, errors.New("s3 store: the endpoint URL must not have a path")
+		}
+		host = u.Host
+	}
+	tr, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: %v", err)
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("s3 store: reading CA file: %v", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("s3 store: the CA file holds no PEM certificate")
+		}
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	lookup := minio.BucketLookupAuto
+	if c.ForcePathStyle {
+		lookup = minio.BucketLookupPath
+	}
+	retries := c.MaxRetries
+	if retries == 0 {
+		retries = 3
+	}
+	cl, err := minio.New(host, &minio.Options{
+		Creds:        credentials.NewStaticV4(c.AccessKeyID, c.SecretAccessKey, ""),
+		Secure:       secure,
+		Transport:    tr,
+		Region:       c.Region,
+		BucketLookup: lookup,
+		MaxRetries:   retries,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: %v", err)
+	}
+	ps := c.PartSize
+	if ps == 0 {
+		ps = DefaultPartSize
+	}
+	scheme := "https"
+	if !secure {
+		scheme = "http"
+	}
+	return &Store{c: cl, bucket: c.Bucket, prefix: strings.Trim(c.Prefix, "/"), endpoint: scheme + "://" + host, partSize: ps}, nil
+}
+
+func (s *Store) String() string { return fmt.Sprintf("s3 bucket %q at %s", s.bucket, s.endpoint) }
+
+func (s *Store) key(op, key string) (string, error) {
+	k, err := store.CleanKey(store.JoinKey(s.prefix, key))
+	if err != nil {
+		return "", &store.Error{Reason: store.ReasonStoreError, Op: op, Err: err}
+	}
+	return k, nil
+}
+
+// classify maps a minio-go or network error to a store error.
+func (s *Store) classify(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *store.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && er.Code != "" {
+		msg := er.Code
+		if er.Message != "" {
+			msg += ": " + er.Message
+		}
+		e := &store.Error{Op: op, Key: key, Err: errors.New(msg), Reason: store.ReasonStoreError}
+		switch er.Code {
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken",
+			"ExpiredToken", "InvalidSecurity", "AuthorizationHeaderMalformed", "AllAccessDisabled":
+			e.Reason = store.ReasonAuthenticationFailed
+		case "NoSuchBucket":
+			e.Reason = store.ReasonBucketNotFound
+			e.Err = fmt.Errorf("bucket %q does not exist", s.bucket)
+		case "NoSuchKey", "NotFound", "NoSuchUpload":
+			e.Reason = store.ReasonNotFound
+		}
+		return e
+	}
+	var (
+		ne  net.Error
+		dns *net.DNSError
+		op1 *net.OpError
+		ce  *tls.CertificateVerificationError
+		ue  x509.UnknownAuthorityError
+		he  x509.HostnameError
+	)
+	if errors.As(err, &dns) || errors.As(err, &op1) || errors.As(err, &ne) || errors.As(err, &ce) ||
+		errors.As(err, &ue) || errors.As(err, &he) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &store.Error{Reason: store.ReasonStoreUnreachable, Op: op, Key: key, Err: scrub(err)}
+	}
+	return &store.Error{Reason: store.ReasonStoreError, Op: op, Key: key, Err: scrub(err)}
+}
+
+// scrub drops the request URL (with its query) that *url.Error repeats.
+func scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %v", ue.Op, hostOf(ue.URL), ue.Err)
+	}
+	return err
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "endpoint"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// disambiguate turns a NotFound for an object into BucketNotFound when the
+// bucket is missing (a HEAD response has no body to say which).
+func (s *Store) disambiguate(ctx context.Context, err error) error {
+	if !store.IsNotFound(err) {
+		return err
+	}
+	ok, berr := s.c.BucketExists(ctx, s.bucket)
+	if berr == nil && !ok {
+		return &store.Error{Reason: store.ReasonBucketNotFound, Op: "stat", Err: fmt.Errorf("bucket %q does not exist", s.bucket)}
+	}
+	return err
+}
+
+// Put streams r to key as a multipart upload with parts of the configured
+// size. On failure the upload is aborted.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
+	k, err := s.key("put", key)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.PutObject(ctx, s.bucket, k, r, -1, minio.PutObjectOptions{
+		PartSize:    s.partSize,
+		ContentType: "application/octet-stream",
+	})
+	if err == nil {
+		return nil
+	}
+	// minio-go aborts the upload it started; make sure, with a context that
+	// outlives a cancelled run.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = s.c.RemoveIncompleteUpload(actx, s.bucket, k)
+	return s.classify("put", key, err)
+}
+
+// Get opens key. The first byte is fetched before it returns, so a missing
+// object or bucket is reported here.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	k, err := s.key("get", key)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, k, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, s.classify("get", key, err)
+	}
+	if _, err := obj.Stat(); err != nil {
+		obj.Close()
+		return nil, s.disambiguate(ctx, s.classify("get", key, err))
+	}
+	return &reader{obj: obj, s: s, key: key}, nil
+}
+
+type reader struct {
+	obj *minio.Object
+	s   *Store
+	key string
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n, err := r.obj.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.s.classify("get", r.key, err)
+	}
+	return n, err
+}
+
+func (r *reader) Close() error { return r.obj.Close() }
+
+// Stat describes key.
+func (s *Store) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
+	k, err := s.key("stat", key)
+	if err != nil {
+		return store.ObjectInfo{}, err
+	}
+	oi, err := s.c.StatObject(ctx, s.bucket, k, minio.StatObjectOptions{})
+	if err != nil {
+		return store.ObjectInfo{}, s.disambiguate(ctx, s.classify("stat", key, err))
+	}
+	return store.ObjectInfo{Key: key, Size: oi.Size, LastModified: oi.LastModified}, nil
+}
+
+// Delete removes key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := s.key("delete", key)
+	if err != nil {
+		return err
+	}
+	err = s.c.RemoveObject(ctx, s.bucket, k, minio.RemoveObjectOptions{})
+	if err != nil {
+		err = s.classify("delete", key, err)
+		if store.IsNotFound(err) {
+			return nil
+		}
+	}
+	return err
+}
+
+// List returns the objects under prefix.
+func (s *Store) List(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
+	full := s.prefix
+	if full != "" {
+		full += "/"
+	}
+	full += prefix
+	var out []store.ObjectInfo
+	for oi := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: full, Recursive: true}) {
+		if oi.Err != nil {
+			return nil, s.classify("list", prefix, oi.Err)
+		}
+		key := oi.Key
+		if s.prefix != "" {
+			key = strings.TrimPrefix(key, s.prefix+"/")
+		}
+		out = append(out, store.ObjectInfo{Key: key, Size: oi.Size, LastModified: oi.LastModified})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Probe writes, reads back and deletes a small object.
+func (s *Store) Probe(ctx context.Context) error { return store.RunProbe(ctx, s) }
+
+// IncompleteUploads counts the unfinished multipart uploads under prefix.
+// Tests use it to prove a failed upload left nothing behind.
+func (s *Store) IncompleteUploads(ctx context.Context, prefix string) (int, error) {
+	full := store.JoinKey(s.prefix, prefix)
+	n := 0
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, full, true) {
+		if u.Err != nil {
+			return n, s.classify("list uploads", prefix, u.Err)
+		}
+		n++
+	}
+	return n, nil
+}
