@@ -88,6 +88,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		enableHTTP2          bool
 		enableLeaderElection bool
 		leaderElectionID     string
+		leaderElectionNS     string
 		watchNamespace       string
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
@@ -96,6 +97,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	fs.BoolVar(&enableLeaderElection, "leader-elect", true, "Elect a leader so that only one replica reconciles.")
 	fs.StringVar(&leaderElectionID, "leader-election-id", "backstop.backstop.io", "Name of the leader election Lease.")
+	fs.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's own.")
 	fs.StringVar(&watchNamespace, "watch-namespace", "", "Reconcile only this namespace; empty for all.")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
@@ -126,6 +128,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		HealthProbeBindAddress:        probeAddr,
 		LeaderElection:                enableLeaderElection,
 		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
 	}
 	if watchNamespace != "" {
