@@ -18,7 +18,7 @@ generate: ## Write zz_generated.deepcopy.go.
 manifests: ## Write the CRDs and the RBAC role from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=backstop-manager crd paths="./api/...;./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	rm -f charts/backstop/crds/*.yaml && cp config/crd/bases/*.yaml charts/backstop/crds/
+	mkdir -p charts/backstop/crds && rm -f charts/backstop/crds/*.yaml && cp config/crd/bases/*.yaml charts/backstop/crds/
 
 .PHONY: fmt
 fmt: ## gofmt the tree.

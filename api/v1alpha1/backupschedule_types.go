@@ -181,5 +181,5 @@ type BackupScheduleList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&BackupSchedule{}, &BackupScheduleList{})
+	knownTypes = append(knownTypes, &BackupSchedule{}, &BackupScheduleList{})
 }

@@ -269,5 +269,5 @@ type BackupStoreList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&BackupStore{}, &BackupStoreList{})
+	knownTypes = append(knownTypes, &BackupStore{}, &BackupStoreList{})
 }

@@ -170,5 +170,5 @@ type BackupTargetList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&BackupTarget{}, &BackupTargetList{})
+	knownTypes = append(knownTypes, &BackupTarget{}, &BackupTargetList{})
 }

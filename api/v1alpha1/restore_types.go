@@ -165,5 +165,5 @@ type RestoreList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Restore{}, &RestoreList{})
+	knownTypes = append(knownTypes, &Restore{}, &RestoreList{})
 }

@@ -102,7 +102,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 		obj := decode(t, string(data))
 		obj.SetNamespace(ns)
 		// Server-side apply, as kubectl apply --server-side and GitOps tools do.
-		if err := k8s.Patch(context.Background(), obj, client.Apply, client.FieldOwner("validation-test"), client.ForceOwnership); err != nil {
+		if err := k8s.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(obj), client.FieldOwner("validation-test"), client.ForceOwnership); err != nil {
 			t.Errorf("%s: %v", filepath.Base(f), err)
 			continue
 		}
