@@ -208,16 +208,20 @@ func ParseIdentities(data []byte) ([]age.Identity, error) {
 const ageMagic = "age-encryption.org/v1\n"
 const armorMagic = "-----BEGIN AGE ENCRYPTED FILE-----"
 
-// Detect tells whether r starts like an age file. It returns a reader that
-// still yields every byte.
+// Detect tells whether r starts like an age file, and whether it is
+// passphrase-encrypted. It returns a reader that still yields every byte.
 func Detect(r io.Reader) (Mode, io.Reader, error) {
 	br := bufio.NewReaderSize(r, 64)
-	head, err := br.Peek(len(armorMagic))
+	head, err := br.Peek(64)
 	if err != nil && err != io.EOF && !errors.Is(err, bufio.ErrBufferFull) {
 		return "", br, err
 	}
-	if bytes.HasPrefix(head, []byte(ageMagic)) || bytes.HasPrefix(head, []byte(armorMagic)) {
-		// x25519 or scrypt: age decides from the stanzas.
+	switch {
+	case bytes.HasPrefix(head, []byte(ageMagic+"-> scrypt ")):
+		return ModeScrypt, br, nil
+	case bytes.HasPrefix(head, []byte(ageMagic)) || bytes.HasPrefix(head, []byte(armorMagic)):
+		// Recipient stanzas (or armored, which hides them): age picks the
+		// stanza that the given identities open.
 		return ModeX25519, br, nil
 	}
 	return ModeNone, br, nil

@@ -71,3 +71,25 @@ func Names() []string {
 	sort.Strings(names)
 	return names
 }
+
+// Exter is implemented by engines that name their dump's file-name
+// extension (".sql", ".tar", ".dump"). It is optional.
+type Exter interface {
+	// Ext returns the extension of the dump format, with its dot.
+	Ext() string
+}
+
+// Ext returns the dump extension of e: its own when it implements Exter,
+// else ".tar" for files, ".sql" for postgres and mysql, ".dump" otherwise.
+func Ext(e Engine) string {
+	if x, ok := e.(Exter); ok {
+		return x.Ext()
+	}
+	switch e.Name() {
+	case "files":
+		return ".tar"
+	case "postgres", "mysql":
+		return ".sql"
+	}
+	return ".dump"
+}

@@ -1,0 +1,139 @@
+// Package manifest is the commit record of an artifact: manifest.json, written
+// last, next to the data object. A backup without a manifest is not a backup.
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"time"
+)
+
+// FormatVersion is the version of the manifest format this code writes.
+const FormatVersion = 1
+
+// FileName is the manifest's object name inside an artifact directory.
+const FileName = "manifest.json"
+
+// DataPrefix is how the data object's name starts ("data.sql.zst.age").
+const DataPrefix = "data"
+
+// Manifest describes one artifact. It never holds a key or a secret.
+type Manifest struct {
+	// FormatVersion is the manifest format version.
+	FormatVersion int `json:"formatVersion"`
+	// Engine is the engine that made the dump: postgres, mysql or files.
+	Engine string `json:"engine"`
+	// EngineVersion describes the server and dump tool.
+	EngineVersion string `json:"engineVersion,omitempty"`
+	// CreatedAt is when the backup started; CompletedAt when the data was stored.
+	CreatedAt   time.Time `json:"createdAt"`
+	CompletedAt time.Time `json:"completedAt"`
+	// Compression of the dump.
+	Compression Compression `json:"compression"`
+	// Encryption of the compressed dump.
+	Encryption Encryption `json:"encryption"`
+	// DataObject is the data object's name, relative to the manifest.
+	DataObject string `json:"dataObject"`
+	// StoredSize is the size in bytes of the data object.
+	StoredSize int64 `json:"storedSize"`
+	// PlaintextSize is the size in bytes of the dump.
+	PlaintextSize int64 `json:"plaintextSize"`
+	// SHA256 is the hex SHA-256 of the data object (the stored bytes).
+	SHA256 string `json:"sha256"`
+	// PlaintextSHA256 is the hex SHA-256 of the dump.
+	PlaintextSHA256 string `json:"plaintextSha256"`
+	// BackstopVersion is the version of the agent that wrote the artifact.
+	BackstopVersion string `json:"backstopVersion"`
+}
+
+// Compression describes the compression of an artifact.
+type Compression struct {
+	// Algorithm is zstd, gzip or none.
+	Algorithm string `json:"algorithm"`
+	// Level is the compression level (0 for none).
+	Level int `json:"level"`
+}
+
+// Encryption describes the encryption of an artifact.
+type Encryption struct {
+	// Mode is x25519, scrypt or none.
+	Mode string `json:"mode"`
+	// RecipientFingerprints identify the recipients (x25519): the first
+	// hex characters of the SHA-256 of each recipient string.
+	RecipientFingerprints []string `json:"recipientFingerprints,omitempty"`
+}
+
+var (
+	hexSHA256  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	dataObject = regexp.MustCompile(`^data(\.[a-z0-9]+)+$`)
+)
+
+// Validate checks that the manifest is complete and readable by this code.
+func (m *Manifest) Validate() error {
+	switch {
+	case m.FormatVersion < 1:
+		return errors.New("manifest: missing formatVersion")
+	case m.FormatVersion > FormatVersion:
+		return fmt.Errorf("manifest: formatVersion %d is newer than this backstop understands (%d); upgrade backstop", m.FormatVersion, FormatVersion)
+	case m.Engine == "":
+		return errors.New("manifest: missing engine")
+	case !dataObject.MatchString(m.DataObject):
+		return fmt.Errorf("manifest: invalid dataObject %q", m.DataObject)
+	case !hexSHA256.MatchString(m.SHA256):
+		return errors.New("manifest: invalid sha256")
+	case !hexSHA256.MatchString(m.PlaintextSHA256):
+		return errors.New("manifest: invalid plaintextSha256")
+	case m.StoredSize < 0 || m.PlaintextSize < 0:
+		return errors.New("manifest: negative size")
+	}
+	switch m.Compression.Algorithm {
+	case "zstd", "gzip", "none":
+	default:
+		return fmt.Errorf("manifest: unknown compression %q", m.Compression.Algorithm)
+	}
+	switch m.Encryption.Mode {
+	case "x25519", "scrypt", "none":
+	default:
+		return fmt.Errorf("manifest: unknown encryption mode %q", m.Encryption.Mode)
+	}
+	return nil
+}
+
+// Marshal encodes the manifest as indented JSON.
+func (m *Manifest) Marshal() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// maxSize bounds what Read accepts.
+const maxSize = 1 << 20
+
+// Read decodes and validates a manifest.
+func Read(r io.Reader) (*Manifest, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSize {
+		return nil, errors.New("manifest: larger than 1 MiB")
+	}
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest: %v", err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}

@@ -1,0 +1,402 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/backstop-io/backstop/internal/compress"
+	"github.com/backstop-io/backstop/internal/crypto"
+	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/manifest"
+	"github.com/backstop-io/backstop/internal/store"
+)
+
+// ReadOptions says where an artifact is and how to open it. Give either
+// Store and ArtifactPath, or File (a local data object) with an optional
+// ManifestFile.
+type ReadOptions struct {
+	Store        store.Store
+	ArtifactPath string
+
+	File         string
+	ManifestFile string
+
+	// Engine, when set, must match the manifest's engine.
+	Engine string
+	// Decrypt holds the identities or passphrase.
+	Decrypt crypto.DecryptOptions
+	// ScratchDir holds the downloaded artifact; os.TempDir() when empty.
+	ScratchDir string
+
+	Progress         io.Writer
+	ProgressInterval time.Duration
+}
+
+// Artifact is an artifact on local disk whose every byte has been verified.
+// Close removes the scratch copy.
+type Artifact struct {
+	// Manifest is the artifact's manifest; for a local file without one, a
+	// manifest made from what the verification found.
+	Manifest *manifest.Manifest
+	// HasManifest is false for a local file verified without a manifest (only
+	// age authentication and the compression checksums vouch for it then).
+	HasManifest bool
+
+	path    string
+	scratch bool
+	dec     crypto.DecryptOptions
+}
+
+// Close removes the scratch file, if one was made.
+func (a *Artifact) Close() error {
+	if a.scratch && a.path != "" {
+		err := os.Remove(a.path)
+		a.path = ""
+		return err
+	}
+	return nil
+}
+
+// Open streams the plaintext dump again from the verified local copy.
+func (a *Artifact) Open() (io.ReadCloser, error) {
+	f, err := os.Open(a.path)
+	if err != nil {
+		return nil, errorf(ReasonRestoreFailed, "opening the verified artifact: %v", err)
+	}
+	r, err := crypto.NewDecrypter(f, crypto.Mode(a.Manifest.Encryption.Mode), a.dec)
+	if err != nil {
+		f.Close()
+		return nil, withReason(ReasonDecryptionFailed, err)
+	}
+	d, err := compress.NewReader(r, compress.Algorithm(a.Manifest.Compression.Algorithm))
+	if err != nil {
+		f.Close()
+		return nil, withReason(ReasonIntegrityMismatch, err)
+	}
+	return &plainReader{r: d, closers: []io.Closer{d, f}}, nil
+}
+
+type plainReader struct {
+	r       io.Reader
+	closers []io.Closer
+}
+
+func (p *plainReader) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+func (p *plainReader) Close() error {
+	var err error
+	for _, c := range p.closers {
+		if cerr := c.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Fetch finds the artifact, downloads it to a scratch file and verifies all
+// of it. The caller must Close the result.
+func Fetch(ctx context.Context, o ReadOptions) (*Artifact, error) {
+	if o.File != "" {
+		return fetchLocal(ctx, o)
+	}
+	if o.Store == nil {
+		return nil, errorf(ReasonInvalidInput, "no store and no local file given")
+	}
+	if err := checkArtifactPath(o.ArtifactPath); err != nil {
+		return nil, err
+	}
+	m, err := readManifest(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkManifest(m, o); err != nil {
+		return nil, err
+	}
+
+	dir := o.ScratchDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "backstop-artifact-*")
+	if err != nil {
+		return nil, errorf(ReasonInvalidInput, "creating a scratch file in %s: %v", dir, errors.Unwrap(err))
+	}
+	a := &Artifact{Manifest: m, HasManifest: true, path: f.Name(), scratch: true, dec: o.Decrypt}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			a.Close()
+		}
+	}()
+
+	dataKey := store.JoinKey(o.ArtifactPath, m.DataObject)
+	rc, err := o.Store.Get(ctx, dataKey)
+	if err != nil {
+		if store.IsNotFound(err) {
+			return nil, errorf(ReasonIntegrityMismatch, "the manifest names %s but the store has no such object", m.DataObject)
+		}
+		return nil, withReason(ReasonStoreError, fmt.Errorf("downloading %s: %w", m.DataObject, err))
+	}
+	defer rc.Close()
+	sum := newHashCounter()
+	var cnt counter
+	prog := startProgress(o.Progress, o.ProgressInterval, func(d time.Duration) string {
+		n := cnt.n.Load()
+		pct := 100.0
+		if m.StoredSize > 0 {
+			pct = 100 * float64(n) / float64(m.StoredSize)
+		}
+		return fmt.Sprintf("download: %s of %s (%.0f%%), %s", humanBytes(n), humanBytes(m.StoredSize), pct, rate(n, d))
+	})
+	// Read one byte past the stated size to notice an object that grew.
+	_, err = io.Copy(io.MultiWriter(f, sum, &cnt), io.LimitReader(rc, m.StoredSize+1))
+	prog.stop()
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return nil, errorf(ReasonInvalidInput, "writing the scratch file in %s: %v", dir, pe.Err)
+		}
+		return nil, withReason(ReasonStoreError, fmt.Errorf("downloading %s: %w", m.DataObject, err))
+	}
+	if err := f.Sync(); err != nil {
+		return nil, errorf(ReasonInvalidInput, "writing the scratch file in %s: %v", dir, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, errorf(ReasonInvalidInput, "writing the scratch file in %s: %v", dir, err)
+	}
+	if sum.n != m.StoredSize {
+		return nil, errorf(ReasonIntegrityMismatch, "%s has %s bytes, the manifest says %d", m.DataObject, sizeWord(sum.n, m.StoredSize), m.StoredSize)
+	}
+	if got := sum.sum(); got != m.SHA256 {
+		return nil, errorf(ReasonIntegrityMismatch, "%s has SHA-256 %s, the manifest says %s", m.DataObject, got, m.SHA256)
+	}
+	if err := verifyPlaintext(ctx, a, o); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+func sizeWord(got, want int64) string {
+	if got > want {
+		return fmt.Sprintf("more than %d", want)
+	}
+	return fmt.Sprintf("%d", got)
+}
+
+func readManifest(ctx context.Context, o ReadOptions) (*manifest.Manifest, error) {
+	key := ManifestKey(o.ArtifactPath)
+	rc, err := o.Store.Get(ctx, key)
+	if err != nil {
+		if store.IsNotFound(err) {
+			return nil, errorf(ReasonManifestNotFound, "no manifest at %s: the backup does not exist or did not complete", o.ArtifactPath)
+		}
+		return nil, withReason(ReasonStoreError, fmt.Errorf("reading the manifest: %w", err))
+	}
+	defer rc.Close()
+	m, err := manifest.Read(rc)
+	if err != nil {
+		if preciseReason(err) != "" {
+			return nil, withReason(ReasonStoreError, err)
+		}
+		return nil, errorf(ReasonIntegrityMismatch, "the manifest at %s is unreadable: %v", o.ArtifactPath, err)
+	}
+	return m, nil
+}
+
+func checkManifest(m *manifest.Manifest, o ReadOptions) error {
+	if o.Engine != "" && m.Engine != o.Engine {
+		return errorf(ReasonEngineMismatch, "the artifact was made by the %s engine, not %s", m.Engine, o.Engine)
+	}
+	switch crypto.Mode(m.Encryption.Mode) {
+	case crypto.ModeX25519:
+		if len(o.Decrypt.Identities) == 0 {
+			return errorf(ReasonInvalidInput, "the artifact is encrypted to X25519 recipients; an identity file is required")
+		}
+	case crypto.ModeScrypt:
+		if o.Decrypt.Passphrase == "" {
+			return errorf(ReasonInvalidInput, "the artifact is passphrase-encrypted; a passphrase is required")
+		}
+	}
+	return nil
+}
+
+// verifyPlaintext decrypts and decompresses the local copy to io.Discard and
+// compares the plaintext's size and SHA-256 with the manifest.
+func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
+	r, err := a.Open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	sum := newHashCounter()
+	var cnt counter
+	m := a.Manifest
+	prog := startProgress(o.Progress, o.ProgressInterval, func(d time.Duration) string {
+		n := cnt.n.Load()
+		return fmt.Sprintf("verify: %s of %s plaintext checked, %s", humanBytes(n), humanBytes(m.PlaintextSize), rate(n, d))
+	})
+	_, err = io.Copy(io.MultiWriter(sum, &cnt), ctxReader{ctx, r})
+	prog.stop()
+	if err != nil {
+		return withReason(ReasonIntegrityMismatch, fmt.Errorf("verifying %s: %w", m.DataObject, err))
+	}
+	if sum.n != m.PlaintextSize {
+		return errorf(ReasonIntegrityMismatch, "the plaintext of %s has %d bytes, the manifest says %d", m.DataObject, sum.n, m.PlaintextSize)
+	}
+	if got := sum.sum(); got != m.PlaintextSHA256 {
+		return errorf(ReasonIntegrityMismatch, "the plaintext of %s has SHA-256 %s, the manifest says %s", m.DataObject, got, m.PlaintextSHA256)
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// fetchLocal verifies a local data object, against a local manifest when one
+// is given; without one, from what the file says about itself.
+func fetchLocal(ctx context.Context, o ReadOptions) (*Artifact, error) {
+	var m *manifest.Manifest
+	if o.ManifestFile != "" {
+		mf, err := os.Open(o.ManifestFile)
+		if err != nil {
+			return nil, errorf(ReasonManifestNotFound, "opening the manifest: %v", errors.Unwrap(err))
+		}
+		m, err = manifest.Read(mf)
+		mf.Close()
+		if err != nil {
+			return nil, errorf(ReasonIntegrityMismatch, "the manifest %s is unreadable: %v", o.ManifestFile, err)
+		}
+		if err := checkManifest(m, o); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.Open(o.File)
+	if err != nil {
+		return nil, errorf(ReasonInvalidInput, "opening %s: %v", o.File, errors.Unwrap(err))
+	}
+	defer f.Close()
+
+	// Ciphertext hash and size, plus format detection when there is no manifest.
+	stored := newHashCounter()
+	tee := io.TeeReader(ctxReader{ctx, f}, stored)
+	hasManifest := m != nil
+	if !hasManifest {
+		mode, r, err := crypto.Detect(tee)
+		if err != nil {
+			return nil, errorf(ReasonInvalidInput, "reading %s: %v", o.File, err)
+		}
+		if mode != crypto.ModeNone && len(o.Decrypt.Identities) == 0 && o.Decrypt.Passphrase == "" {
+			return nil, errorf(ReasonInvalidInput, "%s is an age file; an identity file or a passphrase is required", o.File)
+		}
+		dec, err := crypto.NewDecrypter(r, mode, o.Decrypt)
+		if err != nil {
+			return nil, withReason(ReasonDecryptionFailed, err)
+		}
+		alg, dr, err := compress.Detect(dec)
+		if err != nil {
+			return nil, withReason(ReasonIntegrityMismatch, err)
+		}
+		d, err := compress.NewReader(dr, alg)
+		if err != nil {
+			return nil, withReason(ReasonIntegrityMismatch, err)
+		}
+		plain := newHashCounter()
+		_, err = io.Copy(plain, d)
+		d.Close()
+		if err == nil {
+			// Drain what the decompressor left, so age authenticates the end.
+			var extra int64
+			extra, err = io.Copy(io.Discard, dec)
+			if err == nil && extra > 0 {
+				err = fmt.Errorf("%w: %d bytes of trailing data", compress.ErrCorrupt, extra)
+			}
+		}
+		if err != nil {
+			return nil, withReason(ReasonIntegrityMismatch, fmt.Errorf("verifying %s: %w", o.File, err))
+		}
+		m = &manifest.Manifest{
+			FormatVersion:   manifest.FormatVersion,
+			Compression:     manifest.Compression{Algorithm: string(alg)},
+			Encryption:      manifest.Encryption{Mode: string(mode)},
+			StoredSize:      stored.n,
+			PlaintextSize:   plain.n,
+			SHA256:          stored.sum(),
+			PlaintextSHA256: plain.sum(),
+		}
+		return &Artifact{Manifest: m, path: o.File, dec: o.Decrypt}, nil
+	}
+
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return nil, errorf(ReasonInvalidInput, "reading %s: %v", o.File, err)
+	}
+	if stored.n != m.StoredSize {
+		return nil, errorf(ReasonIntegrityMismatch, "%s has %d bytes, the manifest says %d", o.File, stored.n, m.StoredSize)
+	}
+	if got := stored.sum(); got != m.SHA256 {
+		return nil, errorf(ReasonIntegrityMismatch, "%s has SHA-256 %s, the manifest says %s", o.File, got, m.SHA256)
+	}
+	a := &Artifact{Manifest: m, HasManifest: true, path: o.File, dec: o.Decrypt}
+	if err := verifyPlaintext(ctx, a, o); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Verify fetches and verifies an artifact, then removes the scratch copy.
+func Verify(ctx context.Context, o ReadOptions) (*Artifact, error) {
+	a, err := Fetch(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return a, a.Close()
+}
+
+// Restore verifies the whole artifact and only then checks the target and
+// restores it: the engine is not called before every byte is verified.
+func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.Manifest, error) {
+	if eng == nil {
+		return nil, errorf(ReasonInvalidInput, "restore: no engine")
+	}
+	if o.Engine == "" {
+		o.Engine = eng.Name()
+	}
+	a, err := Fetch(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	if err := eng.Check(ctx); err != nil {
+		return nil, withReason(ReasonTargetUnreachable, fmt.Errorf("checking target: %w", err))
+	}
+	r, err := a.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var cnt counter
+	prog := startProgress(o.Progress, o.ProgressInterval, func(d time.Duration) string {
+		n := cnt.n.Load()
+		return fmt.Sprintf("restore: %s of %s loaded, %s", humanBytes(n), humanBytes(a.Manifest.PlaintextSize), rate(n, d))
+	})
+	err = eng.Restore(ctx, io.TeeReader(r, &cnt))
+	prog.stop()
+	if err != nil {
+		return nil, withReason(ReasonRestoreFailed, fmt.Errorf("restore failed: %w", err))
+	}
+	return a.Manifest, nil
+}
