@@ -1,0 +1,99 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
+)
+
+// BackupTargetReconciler checks a target's Secrets and keys. The database
+// itself is checked by each agent Job, which runs where the data is reachable.
+type BackupTargetReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+}
+
+// SetupWithManager registers the reconciler.
+func (r *BackupTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&backstopv1alpha1.BackupTarget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(secretSource(), enqueueInSecretNamespace(mgr.GetClient(), &backstopv1alpha1.BackupTargetList{})).
+		Named("backuptarget").
+		Complete(r)
+}
+
+// Reconcile checks one target.
+func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	bt := &backstopv1alpha1.BackupTarget{}
+	if err := r.Get(ctx, req.NamespacedName, bt); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := readySnapshot(bt)
+	patch := client.MergeFrom(bt.DeepCopy())
+	defer func() {
+		bt.Status.ObservedGeneration = bt.Generation
+		if perr := r.Status().Patch(ctx, bt, patch); perr != nil && err == nil {
+			err = perr
+		}
+		announceTransition(r.Recorder, bt, before, "Check")
+	}()
+
+	bt.Status.Engine = targetEngine(bt)
+	if err := r.checkSecrets(ctx, bt); err != nil {
+		if ue, ok := asUserError(err); ok {
+			conditions.MarkStalled(bt, ue.Reason, "%s", ue.Message)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	conditions.MarkReady(bt, backstopv1alpha1.ReasonSucceeded, "%s target: Secrets and keys present", bt.Status.Engine)
+	return ctrl.Result{}, nil
+}
+
+func (r *BackupTargetReconciler) checkSecrets(ctx context.Context, bt *backstopv1alpha1.BackupTarget) error {
+	conn := targetConnection(bt)
+	if conn == nil {
+		return nil
+	}
+	refs := []*backstopv1alpha1.SecretKeySelector{&conn.Credentials.PasswordSecretRef, conn.Credentials.UsernameSecretRef, conn.CASecretRef}
+	for _, ref := range refs {
+		if ref == nil {
+			continue
+		}
+		if _, err := secretValue(ctx, r, bt.Namespace, *ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// targetEngine names the engine of a target as the agent knows it.
+func targetEngine(bt *backstopv1alpha1.BackupTarget) string {
+	switch {
+	case bt.Spec.Postgres != nil:
+		return "postgres"
+	case bt.Spec.MySQL != nil:
+		return "mysql"
+	case bt.Spec.Files != nil:
+		return "files"
+	}
+	return ""
+}
+
+// targetConnection returns the database connection of a target, or nil for files.
+func targetConnection(bt *backstopv1alpha1.BackupTarget) *backstopv1alpha1.DatabaseConnection {
+	switch {
+	case bt.Spec.Postgres != nil:
+		return &bt.Spec.Postgres.DatabaseConnection
+	case bt.Spec.MySQL != nil:
+		return &bt.Spec.MySQL.DatabaseConnection
+	}
+	return nil
+}

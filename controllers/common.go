@@ -1,0 +1,89 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+)
+
+// Labels and annotations Backstop puts on what it creates.
+const (
+	// LabelSchedule names the BackupSchedule that created a Backup. GitOps
+	// tools prune by their own labels, which Backups never copy.
+	LabelSchedule = "backstop.io/schedule"
+	// LabelTarget names the BackupTarget of a Backup, Restore or Job.
+	LabelTarget = "backstop.io/target"
+	// LabelBackup names the Backup a Job runs.
+	LabelBackup = "backstop.io/backup"
+	// LabelRestore names the Restore a Job runs.
+	LabelRestore = "backstop.io/restore"
+	// LabelComponent is backup-agent or restore-agent on Jobs and Pods.
+	LabelComponent = "app.kubernetes.io/component"
+	// LabelManagedBy marks everything Backstop creates.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// AnnotationScheduledTime is the due time a scheduled Backup was created for.
+	AnnotationScheduledTime = "backstop.io/scheduled-time"
+
+	// FinalizerArtifact keeps a Backup until its artifact is deleted (or retained).
+	FinalizerArtifact = "backstop.io/artifact"
+	managedBy         = "backstop"
+)
+
+// Field index names.
+const (
+	indexTargetName = ".spec.targetRef.name"
+	indexStoreName  = ".spec.storeRef.name"
+	indexOwnerSched = ".spec.scheduleRef.name"
+)
+
+// userError is a problem only the user can fix: a missing Secret, a bad key.
+// It becomes Ready=False with its reason, and Stalled.
+type userError struct {
+	Reason  string
+	Message string
+}
+
+func (e *userError) Error() string { return e.Message }
+
+func userErrorf(reason, format string, args ...any) error {
+	return &userError{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+func asUserError(err error) (*userError, bool) {
+	var ue *userError
+	ok := errors.As(err, &ue)
+	return ue, ok
+}
+
+// secretValue reads one key of a Secret in ns. It never puts the value in an error.
+func secretValue(ctx context.Context, c client.Reader, ns string, sel backstopv1alpha1.SecretKeySelector) ([]byte, error) {
+	secret := &corev1.Secret{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: sel.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, userErrorf(backstopv1alpha1.ReasonSecretNotFound, "Secret %q not found", sel.Name)
+		}
+		return nil, err
+	}
+	v, ok := secret.Data[sel.Key]
+	if !ok || len(v) == 0 {
+		return nil, userErrorf(backstopv1alpha1.ReasonSecretNotFound, "Secret %q has no key %q", sel.Name, sel.Key)
+	}
+	return v, nil
+}
+
+// secretKeys checks that a Secret exists and holds every key.
+func secretKeys(ctx context.Context, c client.Reader, ns, name string, keys ...string) error {
+	for _, k := range keys {
+		if _, err := secretValue(ctx, c, ns, backstopv1alpha1.SecretKeySelector{Name: name, Key: k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
