@@ -1,0 +1,408 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/backstop-io/backstop/internal/compress"
+	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/manifest"
+	"github.com/backstop-io/backstop/internal/pipeline"
+)
+
+// Version is the backstop version written to manifests. The build sets it
+// with -ldflags "-X github.com/backstop-io/backstop/internal/agent.Version=v1.2.3";
+// otherwise it comes from the module's build info.
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Main runs `backstop agent <backup|restore|verify> [flags]`. args start with
+// the subcommand (a leading "agent" is skipped). It prints the Result as one
+// line of JSON on stdout (and to the termination log), a one-line error on
+// stderr on failure, and returns the exit code: 0 on success, 1 on a failed
+// run, 2 on bad usage.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, args, stdout, stderr, os.Getenv)
+}
+
+// UserMain runs the user commands `backstop verify [flags]` and
+// `backstop decrypt [flags]`; args start with "verify" or "decrypt".
+func UserMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runUser(ctx, args, stdout, stderr, os.Getenv)
+}
+
+const agentUsage = `usage: backstop agent <backup|restore|verify> [flags]
+Run "backstop agent <command> -h" for the flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 && args[0] == "agent" {
+		args = args[1:]
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, agentUsage)
+		return 2
+	}
+	cmd := args[0]
+	switch cmd {
+	case "backup", "restore", "verify":
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, agentUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "backstop agent: unknown command %q\n%s", cmd, agentUsage)
+		return 2
+	}
+
+	c := &config{}
+	fs := flag.NewFlagSet("backstop agent "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.engineFlags(fs)
+	c.storeFlags(fs)
+	if cmd == "backup" {
+		c.encryptFlags(fs)
+	} else {
+		c.decryptFlags(fs)
+	}
+	c.runFlags(fs, true)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+
+	start := time.Now()
+	res := Result{Engine: c.engine, ArtifactPath: c.artifactPath, StartTime: timestamp(start)}
+	finish := func(err error, m *manifest.Manifest) int {
+		res.CompletionTime = timestamp(time.Now())
+		if m != nil {
+			fillFromManifest(&res, m)
+		}
+		code := 0
+		if err != nil {
+			res.Phase = PhaseFailed
+			res.Reason = reasonOf(ctx, err)
+			res.Message = c.redact(err.Error())
+			code = 1
+		} else {
+			res.Phase = PhaseSucceeded
+			res.Message = successMessage(cmd, m)
+		}
+		b := res.Encode()
+		writeTerminationLog(c.terminationLog, b)
+		fmt.Fprintf(stdout, "%s\n", b)
+		if err != nil {
+			fmt.Fprintf(stderr, "backstop agent %s: %s: %s\n", cmd, res.Reason, res.Message)
+		}
+		return code
+	}
+
+	if fs.NArg() > 0 {
+		return finish(invalid("unexpected arguments: %s", strings.Join(fs.Args(), " ")), nil)
+	}
+	if err := c.loadSecrets(getenv); err != nil {
+		return finish(invalid("%v", err), nil)
+	}
+	if c.artifactPath == "" {
+		return finish(invalid("--artifact-path is required"), nil)
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return finish(invalid("%v", err), nil)
+	}
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	progress := stderr
+	if c.progressInterval <= 0 {
+		progress = nil
+	}
+
+	switch cmd {
+	case "backup":
+		eng, err := c.newEngine()
+		if err != nil {
+			return finish(err, nil)
+		}
+		alg, err := compress.Parse(c.compression)
+		if err != nil {
+			return finish(invalid("--compression: %v", err), nil)
+		}
+		enc, err := c.encryptOptions()
+		if err != nil {
+			return finish(invalid("%v", err), nil)
+		}
+		m, err := pipeline.Backup(ctx, pipeline.BackupOptions{
+			Engine: eng, Store: st, ArtifactPath: c.artifactPath,
+			Compression: alg, CompressionLevel: c.compressionLevel, Encryption: enc,
+			Progress: progress, ProgressInterval: c.progressInterval,
+			Version: version(),
+		})
+		return finish(err, m)
+
+	case "restore":
+		eng, err := c.newEngine()
+		if err != nil {
+			return finish(err, nil)
+		}
+		dec, err := c.decryptOptions()
+		if err != nil {
+			return finish(invalid("%v", err), nil)
+		}
+		m, err := pipeline.Restore(ctx, pipeline.ReadOptions{
+			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec,
+			ScratchDir: c.scratchDir, Progress: progress, ProgressInterval: c.progressInterval,
+		}, eng)
+		return finish(err, m)
+
+	default: // verify
+		dec, err := c.decryptOptions()
+		if err != nil {
+			return finish(invalid("%v", err), nil)
+		}
+		a, err := pipeline.Verify(ctx, pipeline.ReadOptions{
+			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec,
+			ScratchDir: c.scratchDir, Progress: progress, ProgressInterval: c.progressInterval,
+		})
+		if err != nil {
+			return finish(err, nil)
+		}
+		return finish(nil, a.Manifest)
+	}
+}
+
+func (c *config) newEngine() (engine.Engine, error) {
+	if c.engine == "" {
+		return nil, invalid("--engine is required (postgres, mysql or files)")
+	}
+	if err := checkTLSMode(c.tlsMode); err != nil {
+		return nil, invalid("%v", err)
+	}
+	eng, err := engine.New(c.engine, c.engineOptions())
+	if err != nil {
+		if engine.ReasonOf(err) != "" {
+			return nil, err
+		}
+		return nil, invalid("%v", err)
+	}
+	return eng, nil
+}
+
+func invalid(format string, args ...any) error {
+	return &pipeline.Error{Reason: ReasonInvalidInput, Err: fmt.Errorf(format, args...)}
+}
+
+// reasonOf classifies err; a run past its deadline is DeadlineExceeded
+// whatever failed first because of it.
+func reasonOf(ctx context.Context, err error) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ReasonDeadlineExceeded
+	}
+	return pipeline.ReasonOf(err)
+}
+
+func fillFromManifest(r *Result, m *manifest.Manifest) {
+	if m.Engine != "" {
+		r.Engine = m.Engine
+	}
+	r.DataObject = m.DataObject
+	r.StoredBytes = m.StoredSize
+	r.PlaintextBytes = m.PlaintextSize
+	r.SHA256 = m.SHA256
+	r.PlaintextSHA256 = m.PlaintextSHA256
+}
+
+func successMessage(cmd string, m *manifest.Manifest) string {
+	switch cmd {
+	case "backup":
+		return fmt.Sprintf("Stored %s (%d bytes, %d bytes of plaintext)", m.DataObject, m.StoredSize, m.PlaintextSize)
+	case "restore":
+		return fmt.Sprintf("Restored %s after verifying it in full", m.DataObject)
+	}
+	return fmt.Sprintf("Verified %s: size, SHA-256, age authentication and plaintext SHA-256 match", m.DataObject)
+}
+
+const userUsage = `usage:
+  backstop verify  [store flags] --artifact-path ns/target/backup [--identity-file F]
+  backstop verify  --file data.sql.zst.age [--manifest manifest.json] [--identity-file F]
+  backstop decrypt [store flags] --artifact-path ns/target/backup [--identity-file F] [--output FILE]
+  backstop decrypt --file data.sql.zst.age [--manifest manifest.json] [--identity-file F] [--output FILE]
+Run "backstop <command> -h" for the flags.
+`
+
+func runUser(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, userUsage)
+		return 2
+	}
+	cmd := args[0]
+	if cmd != "verify" && cmd != "decrypt" {
+		fmt.Fprintf(stderr, "backstop: unknown command %q\n%s", cmd, userUsage)
+		return 2
+	}
+	c := &config{}
+	fs := flag.NewFlagSet("backstop "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.storeFlags(fs)
+	c.decryptFlags(fs)
+	c.runFlags(fs, false)
+	fs.StringVar(&c.engine, "engine", "", "fail unless the artifact was made by this engine")
+	fs.StringVar(&c.file, "file", "", "a local data object instead of a store")
+	fs.StringVar(&c.manifestFile, "manifest", "", "the local data object's manifest.json (recommended)")
+	if cmd == "decrypt" {
+		fs.StringVar(&c.output, "output", "", "write the plaintext dump to this file (mode 0600) instead of stdout")
+	} else {
+		fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "backstop %s: %s: %s\n", cmd, reasonOf(ctx, err), c.redact(err.Error()))
+		return 1
+	}
+	if fs.NArg() > 0 {
+		return fail(invalid("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if err := c.loadSecrets(getenv); err != nil {
+		return fail(invalid("%v", err))
+	}
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	dec, err := c.decryptOptions()
+	if err != nil {
+		return fail(invalid("%v", err))
+	}
+	o := pipeline.ReadOptions{
+		ArtifactPath: c.artifactPath, File: c.file, ManifestFile: c.manifestFile,
+		Engine: c.engine, Decrypt: dec, ScratchDir: c.scratchDir,
+		ProgressInterval: c.progressInterval,
+	}
+	if c.progressInterval > 0 {
+		o.Progress = stderr
+	}
+	if c.file == "" {
+		if c.artifactPath == "" {
+			return fail(invalid("give --artifact-path with store flags, or --file"))
+		}
+		if o.Store, err = c.openStore(); err != nil {
+			return fail(invalid("%v", err))
+		}
+	} else if c.storeType != "" || c.artifactPath != "" {
+		return fail(invalid("--file excludes --store-type and --artifact-path"))
+	}
+	if c.output != "" {
+		if _, err := os.Lstat(c.output); err == nil {
+			return fail(invalid("--output %s exists; refusing to overwrite it", c.output))
+		}
+	}
+
+	start := time.Now()
+	a, err := pipeline.Fetch(ctx, o)
+	if err != nil {
+		return fail(err)
+	}
+	defer a.Close()
+	m := a.Manifest
+
+	if cmd == "verify" {
+		res := Result{Phase: PhaseSucceeded, ArtifactPath: c.artifactPath, StartTime: timestamp(start), CompletionTime: timestamp(time.Now())}
+		fillFromManifest(&res, m)
+		res.Message = successMessage("verify", m)
+		if !a.HasManifest {
+			res.Message = fmt.Sprintf("Verified %s by age authentication and compression checksums only (no manifest given)", filepath.Base(c.file))
+		}
+		if c.jsonOut {
+			fmt.Fprintf(stdout, "%s\n", res.Encode())
+			return 0
+		}
+		fmt.Fprintf(stdout, "OK  %s\n", res.Message)
+		if m.Engine != "" {
+			fmt.Fprintf(stdout, "    engine:           %s %s\n", m.Engine, m.EngineVersion)
+		}
+		if !m.CreatedAt.IsZero() {
+			fmt.Fprintf(stdout, "    created:          %s (backstop %s)\n", timestamp(m.CreatedAt), m.BackstopVersion)
+		}
+		fmt.Fprintf(stdout, "    compression:      %s\n", m.Compression.Algorithm)
+		enc := m.Encryption.Mode
+		if len(m.Encryption.RecipientFingerprints) > 0 {
+			enc += " (recipients " + strings.Join(m.Encryption.RecipientFingerprints, ", ") + ")"
+		}
+		fmt.Fprintf(stdout, "    encryption:       %s\n", enc)
+		fmt.Fprintf(stdout, "    stored:           %d bytes, sha256 %s\n", m.StoredSize, m.SHA256)
+		fmt.Fprintf(stdout, "    plaintext:        %d bytes, sha256 %s\n", m.PlaintextSize, m.PlaintextSHA256)
+		return 0
+	}
+
+	// decrypt: the artifact is verified; write the plaintext.
+	r, err := a.Open()
+	if err != nil {
+		return fail(err)
+	}
+	defer r.Close()
+	if c.output == "" {
+		if _, err := io.Copy(stdout, r); err != nil {
+			return fail(invalid("writing the plaintext: %v", err))
+		}
+		return 0
+	}
+	if err := writeFileAtomic(c.output, r); err != nil {
+		return fail(invalid("writing %s: %v", c.output, err))
+	}
+	fmt.Fprintf(stderr, "backstop decrypt: wrote %s (%d bytes, sha256 %s)\n", c.output, m.PlaintextSize, m.PlaintextSHA256)
+	return 0
+}
+
+// writeFileAtomic writes r to path with mode 0600 through a temporary file
+// in the same directory.
+func writeFileAtomic(path string, r io.Reader) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err = io.Copy(f, r); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

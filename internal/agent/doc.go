@@ -1,0 +1,112 @@
+// Package agent is the command line of the backup agent, the process a
+// Backup or Restore Job runs, and of the user commands that work without a
+// cluster.
+//
+// # Commands
+//
+//	backstop agent backup  [flags]   dump -> compress -> encrypt -> upload; manifest.json last
+//	backstop agent restore [flags]   download, verify all of it, then check the target and restore
+//	backstop agent verify  [flags]   download and verify only; the target is not needed
+//	backstop verify  [flags]         the same verification, for a user, with a summary
+//	backstop decrypt [flags]         verify, then write the plaintext dump to stdout or --output
+//
+// main.go calls Main with the arguments after "agent" (or including it) and
+// UserMain with the arguments starting at "verify" or "decrypt".
+//
+// Flags carry only settings that are not secret. Secrets come from the
+// environment or from mounted files, never from flags.
+//
+// # Target flags (backup, restore; --engine also on verify)
+//
+//	--engine postgres|mysql|files   required for backup and restore; on verify, the artifact must match
+//	--host HOST --port N            database server (port 0: the engine's default)
+//	--database NAME                 repeatable; none: every user database
+//	--tls-mode disable|require|verify-ca|verify-full
+//	--path DIR                      files engine: the directory to back up or restore
+//	--user NAME                     or env BACKSTOP_DB_USER
+//	--password-file FILE            or env BACKSTOP_DB_PASSWORD
+//
+// # Store flags
+//
+//	--store-type s3|filesystem      required
+//	--s3-endpoint HOST[:PORT]|URL   https unless --s3-insecure or an http:// URL
+//	--s3-bucket NAME --s3-region REGION
+//	--s3-force-path-style           bucket in the URL path (MinIO, Ceph)
+//	--s3-insecure                   plain HTTP for an endpoint without a scheme
+//	--s3-ca-file FILE               extra CAs (PEM) to trust
+//	--s3-credentials-dir DIR        files accessKeyID and secretAccessKey (a mounted Secret);
+//	                                else env AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+//	--s3-part-size-mib N            multipart part size, default 16 (S3 allows 10,000 parts:
+//	                                16 MiB parts hold up to 156 GiB; raise it for more)
+//	--fs-root DIR                   filesystem store: the directory (e.g. a mounted PVC)
+//	--prefix P                      key prefix in the store
+//	--artifact-path NS/TARGET/NAME  required; the artifact is <prefix>/<artifact-path>/
+//
+// # Data path flags
+//
+// backup:
+//
+//	--compression zstd|gzip|none    default zstd
+//	--compression-level N           0 (default): zstd 3, gzip 6
+//	--encryption x25519|scrypt|none required; no default, plaintext only when asked for by name
+//	--recipient age1...             repeatable (public keys are not secret)
+//	--recipients-file FILE          one recipient per line, # comments
+//	--passphrase-file FILE          scrypt; or env BACKSTOP_AGE_PASSPHRASE
+//
+// restore, verify, and the user commands:
+//
+//	--identity-file FILE            age identity file (a mounted Secret); or env BACKSTOP_AGE_IDENTITY
+//	--passphrase-file FILE          scrypt; or env BACKSTOP_AGE_PASSPHRASE
+//
+// all agent commands:
+//
+//	--scratch-dir DIR               where restore/verify download the artifact (default: the temp dir);
+//	                                needs room for the stored object
+//	--progress-interval D           progress lines on stderr, default 10s; 0 turns them off
+//	--timeout D                     fail with DeadlineExceeded after D (0: no limit); set it
+//	                                below the Job's activeDeadlineSeconds
+//	--termination-log FILE          default /dev/termination-log; written if its directory exists
+//
+// user commands only: --file DATA (a local data object instead of a store),
+// --manifest FILE (its manifest.json; without one only age authentication and
+// the compression checksums vouch for the file), --output FILE (decrypt;
+// written with mode 0600 through a temporary file, never overwriting), --json
+// (verify: print the Result JSON).
+//
+// # Store layout
+//
+//	<prefix>/<artifact-path>/data<engine-ext><compression-ext><encryption-ext>
+//	<prefix>/<artifact-path>/manifest.json   written last; the commit record
+//
+// for example data.sql.zst.age (postgres, mysql), data.tar.zst.age (files),
+// data.sql.gz (gzip, no encryption). The data object is a standard age file
+// around a standard zstd or gzip stream around the engine's own dump:
+// `age -d -i key.txt data.sql.zst.age | zstd -d | psql` restores by hand.
+//
+// A backup refuses to overwrite a completed backup (reason AlreadyExists).
+// A failed backup leaves nothing behind: no manifest, no data object, no
+// multipart parts.
+//
+// # Result
+//
+// Every agent run prints one line of JSON on stdout and writes the same line
+// to the termination log (under 4 KiB, the kubelet's limit):
+//
+//	{"phase":"Succeeded"|"Failed","reason":"...","message":"...","engine":"postgres",
+//	 "artifactPath":"ns/target/backup","dataObject":"data.sql.zst.age",
+//	 "storedBytes":N,"plaintextBytes":N,"sha256":"<hex>","plaintextSha256":"<hex>",
+//	 "startTime":"RFC 3339","completionTime":"RFC 3339"}
+//
+// Empty fields are omitted. reason is one of the Reason* constants in
+// result.go: StoreUnreachable, AuthenticationFailed, BucketNotFound,
+// StoreError, ManifestNotFound, IntegrityMismatch, DecryptionFailed,
+// EngineMismatch, DumpFailed, TargetUnreachable, TargetAuthenticationFailed,
+// RestoreFailed, UnsafeArchive, InvalidInput, AlreadyExists,
+// DeadlineExceeded, Canceled. ParseResult decodes it.
+//
+// Exit status: 0 on success; 1 on a failed run, with a one-line error
+// "backstop agent <cmd>: <Reason>: <message>" on stderr; 2 on bad usage
+// (unknown command or flag). Messages never hold a password, key,
+// passphrase or credential URL: known secret values and anything shaped like
+// an age secret key are replaced by [redacted].
+package agent

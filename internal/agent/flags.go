@@ -1,0 +1,322 @@
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/backstop-io/backstop/internal/compress"
+	"github.com/backstop-io/backstop/internal/crypto"
+	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/store"
+	fsstore "github.com/backstop-io/backstop/internal/store/fs"
+	s3store "github.com/backstop-io/backstop/internal/store/s3"
+)
+
+// Environment variables the agent reads secrets (and the database user) from.
+const (
+	EnvDBUser          = "BACKSTOP_DB_USER"
+	EnvDBPassword      = "BACKSTOP_DB_PASSWORD"
+	EnvAccessKeyID     = "AWS_ACCESS_KEY_ID"
+	EnvSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
+	EnvAgePassphrase   = "BACKSTOP_AGE_PASSPHRASE"
+	EnvAgeIdentity     = "BACKSTOP_AGE_IDENTITY"
+)
+
+// Files in --s3-credentials-dir (a mounted Secret).
+const (
+	CredentialsFileAccessKeyID     = "accessKeyID"
+	CredentialsFileSecretAccessKey = "secretAccessKey"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// config holds every flag; secrets are read later from env and files.
+type config struct {
+	// target
+	engine       string
+	host         string
+	port         int
+	databases    stringList
+	tlsMode      string
+	path         string
+	user         string
+	passwordFile string
+
+	// store
+	storeType        string
+	s3Endpoint       string
+	s3Bucket         string
+	s3Region         string
+	s3ForcePathStyle bool
+	s3Insecure       bool
+	s3CAFile         string
+	s3CredentialsDir string
+	s3PartSizeMiB    int
+	fsRoot           string
+	prefix           string
+	artifactPath     string
+
+	// local artifact (user commands)
+	file         string
+	manifestFile string
+	output       string
+	jsonOut      bool
+
+	// data path
+	compression      string
+	compressionLevel int
+	encryption       string
+	recipients       stringList
+	recipientsFile   string
+	passphraseFile   string
+	identityFile     string
+
+	scratchDir       string
+	progressInterval time.Duration
+	terminationLog   string
+	timeout          time.Duration
+
+	// secrets, filled by loadSecrets; redact() removes them from output.
+	password     string
+	accessKey    string
+	secretKey    string
+	passphrase   string
+	identityData []byte
+}
+
+func (c *config) storeFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.storeType, "store-type", "", "store type: s3 or filesystem")
+	fs.StringVar(&c.s3Endpoint, "s3-endpoint", "", "S3 endpoint: host[:port] or http(s)://host[:port]")
+	fs.StringVar(&c.s3Bucket, "s3-bucket", "", "S3 bucket")
+	fs.StringVar(&c.s3Region, "s3-region", "", "S3 region")
+	fs.BoolVar(&c.s3ForcePathStyle, "s3-force-path-style", false, "address the bucket in the URL path")
+	fs.BoolVar(&c.s3Insecure, "s3-insecure", false, "use plain HTTP when the endpoint has no scheme")
+	fs.StringVar(&c.s3CAFile, "s3-ca-file", "", "PEM file of CAs to trust for the S3 endpoint")
+	fs.StringVar(&c.s3CredentialsDir, "s3-credentials-dir", "", "directory with files "+CredentialsFileAccessKeyID+" and "+CredentialsFileSecretAccessKey+" (else env "+EnvAccessKeyID+", "+EnvSecretAccessKey+")")
+	fs.IntVar(&c.s3PartSizeMiB, "s3-part-size-mib", s3store.DefaultPartSize>>20, "multipart part size in MiB (objects are limited to 10000 parts)")
+	fs.StringVar(&c.fsRoot, "fs-root", "", "root directory of a filesystem store")
+	fs.StringVar(&c.prefix, "prefix", "", "key prefix inside the store")
+	fs.StringVar(&c.artifactPath, "artifact-path", "", "artifact path: <namespace>/<target>/<backup-name>")
+}
+
+func (c *config) engineFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.engine, "engine", "", "engine: postgres, mysql or files")
+	fs.StringVar(&c.host, "host", "", "database host")
+	fs.IntVar(&c.port, "port", 0, "database port (0: the engine's default)")
+	fs.Var(&c.databases, "database", "database to back up (repeatable; none: all)")
+	fs.StringVar(&c.tlsMode, "tls-mode", "", "TLS to the database: disable, require, verify-ca or verify-full")
+	fs.StringVar(&c.path, "path", "", "directory to back up or restore (files engine)")
+	fs.StringVar(&c.user, "user", "", "database user (else env "+EnvDBUser+")")
+	fs.StringVar(&c.passwordFile, "password-file", "", "file holding the database password (else env "+EnvDBPassword+")")
+}
+
+func (c *config) encryptFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.compression, "compression", string(compress.Zstd), "compression: zstd, gzip or none")
+	fs.IntVar(&c.compressionLevel, "compression-level", 0, "compression level (0: the algorithm's default)")
+	fs.StringVar(&c.encryption, "encryption", "", "encryption: x25519, scrypt or none (required)")
+	fs.Var(&c.recipients, "recipient", "age X25519 recipient age1... (repeatable)")
+	fs.StringVar(&c.recipientsFile, "recipients-file", "", "file of age recipients, one per line")
+	fs.StringVar(&c.passphraseFile, "passphrase-file", "", "file holding the scrypt passphrase (else env "+EnvAgePassphrase+")")
+}
+
+func (c *config) decryptFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.identityFile, "identity-file", "", "age identity file (else env "+EnvAgeIdentity+")")
+	fs.StringVar(&c.passphraseFile, "passphrase-file", "", "file holding the scrypt passphrase (else env "+EnvAgePassphrase+")")
+}
+
+func (c *config) runFlags(fs *flag.FlagSet, agentMode bool) {
+	fs.StringVar(&c.scratchDir, "scratch-dir", "", "directory for the downloaded artifact (default: the system temp dir)")
+	interval := 10 * time.Second
+	fs.DurationVar(&c.progressInterval, "progress-interval", interval, "interval of progress lines on stderr (0: none)")
+	fs.DurationVar(&c.timeout, "timeout", 0, "fail with DeadlineExceeded after this long (0: no limit)")
+	if agentMode {
+		fs.StringVar(&c.terminationLog, "termination-log", "/dev/termination-log", "file the result is written to, if its directory exists")
+	}
+}
+
+// readSecretFile reads a mounted secret file, trimming one trailing newline.
+// The error never holds the content.
+func readSecretFile(what, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", fmt.Errorf("reading the %s file %s: %v", what, path, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("the %s file %s is empty", what, path)
+	}
+	return s, nil
+}
+
+// loadSecrets reads secrets from files named by flags, else from env.
+func (c *config) loadSecrets(getenv func(string) string) error {
+	var err error
+	if c.user == "" {
+		c.user = getenv(EnvDBUser)
+	}
+	if c.passwordFile != "" {
+		if c.password, err = readSecretFile("password", c.passwordFile); err != nil {
+			return err
+		}
+	} else {
+		c.password = getenv(EnvDBPassword)
+	}
+	if c.s3CredentialsDir != "" {
+		if c.accessKey, err = readSecretFile("access key", filepath.Join(c.s3CredentialsDir, CredentialsFileAccessKeyID)); err != nil {
+			return err
+		}
+		if c.secretKey, err = readSecretFile("secret key", filepath.Join(c.s3CredentialsDir, CredentialsFileSecretAccessKey)); err != nil {
+			return err
+		}
+	} else {
+		c.accessKey, c.secretKey = getenv(EnvAccessKeyID), getenv(EnvSecretAccessKey)
+	}
+	if c.passphraseFile != "" {
+		if c.passphrase, err = readSecretFile("passphrase", c.passphraseFile); err != nil {
+			return err
+		}
+	} else {
+		c.passphrase = getenv(EnvAgePassphrase)
+	}
+	if c.identityFile != "" {
+		b, err := os.ReadFile(c.identityFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("reading the identity file %s: %v", c.identityFile, err)
+		}
+		c.identityData = b
+	} else if v := getenv(EnvAgeIdentity); v != "" {
+		c.identityData = []byte(v)
+	}
+	return nil
+}
+
+func (c *config) secrets() []string {
+	out := []string{c.password, c.secretKey, c.passphrase}
+	// An access key ID is not secret by AWS's rules, but keep it out too.
+	out = append(out, c.accessKey)
+	for _, line := range strings.Split(string(c.identityData), "\n") {
+		out = append(out, strings.TrimSpace(line))
+	}
+	return out
+}
+
+var ageSecretKey = regexp.MustCompile(`AGE-SECRET-KEY-[0-9A-Za-z-]+`)
+
+// redact removes every secret from s.
+func (c *config) redact(s string) string {
+	for _, sec := range c.secrets() {
+		if len(sec) >= 4 {
+			s = strings.ReplaceAll(s, sec, "[redacted]")
+		}
+	}
+	return ageSecretKey.ReplaceAllString(s, "[redacted]")
+}
+
+func (c *config) openStore() (store.Store, error) {
+	switch c.storeType {
+	case "s3":
+		if c.accessKey == "" || c.secretKey == "" {
+			return nil, fmt.Errorf("no S3 credentials: set %s and %s, or --s3-credentials-dir", EnvAccessKeyID, EnvSecretAccessKey)
+		}
+		if c.s3PartSizeMiB < 5 {
+			return nil, errors.New("--s3-part-size-mib must be at least 5")
+		}
+		return s3store.New(s3store.Config{
+			Endpoint:        c.s3Endpoint,
+			Bucket:          c.s3Bucket,
+			Region:          c.s3Region,
+			Prefix:          c.prefix,
+			ForcePathStyle:  c.s3ForcePathStyle,
+			Insecure:        c.s3Insecure,
+			CAFile:          c.s3CAFile,
+			AccessKeyID:     c.accessKey,
+			SecretAccessKey: c.secretKey,
+			PartSize:        uint64(c.s3PartSizeMiB) << 20,
+		})
+	case "filesystem":
+		return fsstore.New(fsstore.Config{Root: c.fsRoot, Prefix: c.prefix})
+	case "":
+		return nil, errors.New("--store-type is required (s3 or filesystem)")
+	}
+	return nil, fmt.Errorf("unknown --store-type %q (want s3 or filesystem)", c.storeType)
+}
+
+func (c *config) encryptOptions() (crypto.EncryptOptions, error) {
+	mode, err := crypto.ParseMode(c.encryption)
+	if err != nil {
+		return crypto.EncryptOptions{}, fmt.Errorf("--encryption: %v", err)
+	}
+	o := crypto.EncryptOptions{Mode: mode, Recipients: c.recipients}
+	if c.recipientsFile != "" {
+		b, err := os.ReadFile(c.recipientsFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return o, fmt.Errorf("reading the recipients file %s: %v", c.recipientsFile, err)
+		}
+		o.RecipientFiles = [][]byte{b}
+	}
+	if mode == crypto.ModeScrypt {
+		o.Passphrase = c.passphrase
+	}
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func (c *config) decryptOptions() (crypto.DecryptOptions, error) {
+	o := crypto.DecryptOptions{Passphrase: c.passphrase}
+	if len(c.identityData) > 0 {
+		ids, err := crypto.ParseIdentities(c.identityData)
+		if err != nil {
+			return o, err
+		}
+		o.Identities = ids
+	}
+	return o, nil
+}
+
+func (c *config) engineOptions() engine.Options {
+	return engine.Options{
+		Host:       c.host,
+		Port:       c.port,
+		Databases:  c.databases,
+		User:       c.user,
+		Password:   c.password,
+		TLSMode:    c.tlsMode,
+		Path:       c.path,
+		ScratchDir: c.scratchDir,
+	}
+}
+
+func checkTLSMode(m string) error {
+	switch m {
+	case "", "disable", "require", "verify-ca", "verify-full":
+		return nil
+	}
+	return fmt.Errorf("unknown --tls-mode %q (want disable, require, verify-ca or verify-full)", m)
+}
