@@ -38,9 +38,8 @@ const (
 
 // Field index names.
 const (
-	indexTargetName = ".spec.targetRef.name"
-	indexStoreName  = ".spec.storeRef.name"
-	indexOwnerSched = ".spec.scheduleRef.name"
+	indexTargetName   = ".spec.targetRef.name"
+	indexScheduleName = ".spec.scheduleRef.name"
 )
 
 // userError is a problem only the user can fix: a missing Secret, a bad key.

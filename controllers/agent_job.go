@@ -1,0 +1,316 @@
+package controllers
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+)
+
+// AgentOptions are the operator-wide settings of agent Jobs.
+type AgentOptions struct {
+	// Image is the agent image: the operator's own image.
+	Image string
+	// ImagePullPolicy of agent containers.
+	ImagePullPolicy corev1.PullPolicy
+	// Binary is the agent's path inside the image.
+	Binary string
+}
+
+// DefaultAgentOptions are used when the manager is given none.
+func DefaultAgentOptions() AgentOptions {
+	return AgentOptions{
+		Image:           "ghcr.io/backstop-io/backstop:latest",
+		ImagePullPolicy: corev1.PullIfNotPresent,
+		Binary:          "/usr/local/bin/backstop",
+	}
+}
+
+// Where the agent finds what Jobs mount.
+const (
+	mountData       = "/data"
+	mountStore      = "/store"
+	mountScratch    = "/scratch"
+	mountTmp        = "/tmp"
+	mountIdentity   = "/var/run/backstop/identity"
+	mountRecipients = "/var/run/backstop/recipients"
+	mountStoreCA    = "/var/run/backstop/store-ca"
+
+	// The agent runs as this user; the image's non-root user.
+	agentUID = 65532
+)
+
+// agentOp is what an agent Job does.
+type agentOp string
+
+const (
+	opBackup  agentOp = "backup"
+	opRestore agentOp = "restore"
+	opVerify  agentOp = "verify"
+	opDelete  agentOp = "delete"
+)
+
+// agentJobSpec is everything needed to build one agent Job.
+type agentJobSpec struct {
+	Op           agentOp
+	Name         string // the Job's name
+	Namespace    string
+	Labels       map[string]string
+	Target       *backstopv1alpha1.BackupTarget
+	Store        *backstopv1alpha1.BackupStore
+	ArtifactPath string
+	Template     *backstopv1alpha1.JobTemplate
+}
+
+// jobName derives a Job name (at most 63 characters) from an owner's name.
+func jobName(owner, suffix string) string {
+	name := owner + "-" + suffix
+	if len(name) <= 63 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	keep := 63 - len(suffix) - 1 - 9
+	return fmt.Sprintf("%s-%s-%s", owner[:keep], hex.EncodeToString(sum[:])[:8], suffix)
+}
+
+// buildAgentJob makes the Job that runs `backstop agent <op>`. Credentials
+// reach it only as secretKeyRef env or Secret volumes; the pod has no API
+// token, runs as non-root with a read-only root filesystem and no capabilities.
+func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
+	b := &podBuilder{}
+	b.args = []string{"agent", string(s.Op), "--artifact-path", s.ArtifactPath}
+	if s.Op != opDelete {
+		b.flag("scratch-dir", mountScratch)
+		b.addEmptyDir("scratch", mountScratch)
+	}
+	b.addEmptyDir("tmp", mountTmp)
+	if s.Target != nil {
+		b.addTarget(s.Target)
+	}
+	b.addStore(s.Store, s.Op)
+
+	tmpl := s.Template
+	if tmpl == nil {
+		tmpl = &backstopv1alpha1.JobTemplate{}
+	}
+	image := opts.Image
+	if tmpl.Image != "" {
+		image = tmpl.Image
+	}
+	labels := map[string]string{}
+	for k, v := range tmpl.PodLabels {
+		labels[k] = v
+	}
+	for k, v := range s.Labels {
+		labels[k] = v
+	}
+	container := corev1.Container{
+		Name:                     "agent",
+		Image:                    image,
+		ImagePullPolicy:          opts.ImagePullPolicy,
+		Command:                  []string{opts.Binary},
+		Args:                     b.args,
+		Env:                      b.env,
+		VolumeMounts:             b.mounts,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			RunAsUser:                ptr.To[int64](agentUID),
+			RunAsGroup:               ptr.To[int64](agentUID),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Privileged:               ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	if tmpl.Resources != nil {
+		container.Resources = *tmpl.Resources
+	}
+	backoff := int32(0)
+	if tmpl.BackoffLimit != nil && s.Op == opBackup {
+		// A restore is never retried behind the user's back.
+		backoff = *tmpl.BackoffLimit
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To(backoff),
+			ActiveDeadlineSeconds:   tmpl.ActiveDeadlineSeconds,
+			TTLSecondsAfterFinished: tmpl.TTLSecondsAfterFinished,
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: tmpl.PodAnnotations},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                corev1.RestartPolicyNever,
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](agentUID),
+						RunAsGroup:     ptr.To[int64](agentUID),
+						FSGroup:        ptr.To[int64](agentUID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers:   []corev1.Container{container},
+					Volumes:      b.volumes,
+					NodeSelector: tmpl.NodeSelector,
+					Tolerations:  tmpl.Tolerations,
+					Affinity:     tmpl.Affinity,
+				},
+			},
+		},
+	}
+	return job
+}
+
+// podBuilder collects the agent's args, env and volumes.
+type podBuilder struct {
+	args    []string
+	env     []corev1.EnvVar
+	volumes []corev1.Volume
+	mounts  []corev1.VolumeMount
+}
+
+func (b *podBuilder) flag(name string, value string) { b.args = append(b.args, "--"+name, value) }
+
+func (b *podBuilder) envFromSecret(name string, sel backstopv1alpha1.SecretKeySelector) {
+	b.env = append(b.env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: sel.Name}, Key: sel.Key},
+	}})
+}
+
+func (b *podBuilder) addEmptyDir(name, at string) {
+	b.volumes = append(b.volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+	b.mounts = append(b.mounts, corev1.VolumeMount{Name: name, MountPath: at})
+}
+
+// addSecretFile mounts one key of a Secret as <dir>/<key>, mode 0400, and returns the path.
+func (b *podBuilder) addSecretFile(volName, dir string, sel backstopv1alpha1.SecretKeySelector) string {
+	b.volumes = append(b.volumes, corev1.Volume{Name: volName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  sel.Name,
+		Items:       []corev1.KeyToPath{{Key: sel.Key, Path: sel.Key}},
+		DefaultMode: ptr.To[int32](0o400),
+	}}})
+	b.mounts = append(b.mounts, corev1.VolumeMount{Name: volName, MountPath: dir, ReadOnly: true})
+	return path.Join(dir, sel.Key)
+}
+
+func (b *podBuilder) addClaim(volName, claim, subPath, at string, readOnly bool) {
+	b.volumes = append(b.volumes, corev1.Volume{Name: volName, VolumeSource: corev1.VolumeSource{
+		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
+	}})
+	b.mounts = append(b.mounts, corev1.VolumeMount{Name: volName, MountPath: at, SubPath: subPath, ReadOnly: readOnly})
+}
+
+func (b *podBuilder) addTarget(t *backstopv1alpha1.BackupTarget) {
+	b.flag("engine", targetEngine(t))
+	conn := targetConnection(t)
+	switch {
+	case t.Spec.Postgres != nil:
+		b.flag("database", t.Spec.Postgres.Database)
+	case t.Spec.MySQL != nil:
+		for _, db := range t.Spec.MySQL.Databases {
+			b.flag("database", db)
+		}
+	case t.Spec.Files != nil:
+		// A restore swaps directories inside the claim, so the claim's root
+		// is mounted and the path is given to the agent.
+		b.addClaim("data", t.Spec.Files.ClaimName, "", mountData, false)
+		b.flag("path", path.Join(mountData, t.Spec.Files.Path))
+	}
+	if conn == nil {
+		return
+	}
+	b.flag("host", conn.Host)
+	if conn.Port != nil {
+		b.flag("port", strconv.Itoa(int(*conn.Port)))
+	}
+	if conn.TLSMode != "" {
+		b.flag("tls-mode", string(conn.TLSMode))
+	}
+	if conn.Credentials.UsernameSecretRef != nil {
+		b.envFromSecret("BACKSTOP_DB_USER", *conn.Credentials.UsernameSecretRef)
+	} else {
+		b.flag("user", conn.Credentials.Username)
+	}
+	b.envFromSecret("BACKSTOP_DB_PASSWORD", conn.Credentials.PasswordSecretRef)
+}
+
+func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
+	switch {
+	case bs.Spec.S3 != nil:
+		s3 := bs.Spec.S3
+		endpoint := s3.Endpoint
+		if endpoint == "" {
+			endpoint = defaultS3Endpoint
+		}
+		region := s3.Region
+		if region == "" {
+			region = defaultS3Region
+		}
+		b.flag("store-type", "s3")
+		b.flag("s3-endpoint", endpoint)
+		b.flag("s3-bucket", s3.Bucket)
+		b.flag("s3-region", region)
+		if s3.ForcePathStyle {
+			b.args = append(b.args, "--s3-force-path-style")
+		}
+		if s3.Prefix != "" {
+			b.flag("prefix", s3.Prefix)
+		}
+		creds := backstopv1alpha1.SecretKeySelector{Name: s3.CredentialsSecretRef.Name}
+		creds.Key = s3AccessKeyIDKey
+		b.envFromSecret("AWS_ACCESS_KEY_ID", creds)
+		creds.Key = s3SecretAccessKeyKey
+		b.envFromSecret("AWS_SECRET_ACCESS_KEY", creds)
+		if s3.CASecretRef != nil {
+			b.flag("s3-ca-file", b.addSecretFile("store-ca", mountStoreCA, *s3.CASecretRef))
+		}
+	case bs.Spec.Volume != nil:
+		b.flag("store-type", "filesystem")
+		b.addClaim("store", bs.Spec.Volume.ClaimName, bs.Spec.Volume.SubPath, mountStore, op != opBackup)
+		b.flag("fs-root", mountStore)
+	}
+	if op == opDelete {
+		return
+	}
+
+	if c := bs.Spec.Compression; c != nil {
+		if c.Algorithm != "" {
+			b.flag("compression", string(c.Algorithm))
+		}
+		if c.Level != nil {
+			b.flag("compression-level", strconv.Itoa(int(*c.Level)))
+		}
+	}
+
+	enc := bs.Spec.Encryption
+	switch {
+	case enc.None != nil:
+		b.flag("encryption", "none")
+	case enc.PassphraseSecretRef != nil:
+		b.flag("encryption", "scrypt")
+		b.envFromSecret("BACKSTOP_AGE_PASSPHRASE", *enc.PassphraseSecretRef)
+	case enc.Recipients != nil:
+		b.flag("encryption", "x25519")
+		if op == opBackup {
+			for _, k := range enc.Recipients.PublicKeys {
+				b.flag("recipient", k)
+			}
+			if enc.Recipients.PublicKeysSecretRef != nil {
+				b.flag("recipients-file", b.addSecretFile("recipients", mountRecipients, *enc.Recipients.PublicKeysSecretRef))
+			}
+		} else if enc.Recipients.IdentitySecretRef != nil {
+			// The private key is mounted into restore and verify Jobs only.
+			b.flag("identity-file", b.addSecretFile("identity", mountIdentity, *enc.Recipients.IdentitySecretRef))
+		}
+	}
+}

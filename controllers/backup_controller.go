@@ -1,0 +1,382 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
+)
+
+// How long to wait before looking again at something that changes by itself
+// but sends no event we watch (another kind's Ready, a Restore ending).
+const waitRequeue = 5 * time.Second
+
+// BackupReconciler runs one backup in a Job and records its result.
+type BackupReconciler struct {
+	client.Client
+	// APIReader reads Pods uncached: the operator never caches every Pod.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	Agent     AgentOptions
+}
+
+// SetupWithManager registers the reconciler and its field indexes.
+func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&backstopv1alpha1.Backup{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&batchv1.Job{}).
+		Named("backup").
+		Complete(r)
+}
+
+// Reconcile moves one Backup along: Pending -> Running -> Succeeded or Failed.
+func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	bk := &backstopv1alpha1.Backup{}
+	if err := r.Get(ctx, req.NamespacedName, bk); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !bk.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, bk)
+	}
+	if !controllerutil.ContainsFinalizer(bk, FinalizerArtifact) {
+		orig := bk.DeepCopy()
+		controllerutil.AddFinalizer(bk, FinalizerArtifact)
+		if err := r.Patch(ctx, bk, client.MergeFrom(orig)); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	// A finished Backup is a record; nothing changes it again.
+	if isFinal(bk.Status.Phase) {
+		return ctrl.Result{}, nil
+	}
+
+	before := readySnapshot(bk)
+	patch := client.MergeFrom(bk.DeepCopy())
+	defer func() {
+		bk.Status.ObservedGeneration = bk.Generation
+		if perr := r.Status().Patch(ctx, bk, patch); perr != nil && err == nil {
+			err = perr
+		}
+		announceTransition(r.Recorder, bk, before, "Backup")
+		if isFinal(bk.Status.Phase) && (before == nil || before.Status == metav1.ConditionUnknown) {
+			recordBackupMetrics(bk)
+		}
+	}()
+	if bk.Status.Phase == "" {
+		bk.Status.Phase = backstopv1alpha1.BackupPending
+	}
+	return r.reconcileRun(ctx, bk)
+}
+
+func isFinal(p backstopv1alpha1.BackupPhase) bool {
+	return p == backstopv1alpha1.BackupSucceeded || p == backstopv1alpha1.BackupFailed
+}
+
+func (r *BackupReconciler) reconcileRun(ctx context.Context, bk *backstopv1alpha1.Backup) (ctrl.Result, error) {
+	job := &batchv1.Job{}
+	name := jobName(bk.Name, "backup")
+	err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: name}, job)
+	switch {
+	case apierrors.IsNotFound(err):
+		if bk.Status.JobName != "" {
+			// The Job is gone (deleted by hand, or its TTL) before its result was read.
+			return r.finish(bk, backstopv1alpha1.ReasonJobFailed, "backup Job %s disappeared before it reported a result", name)
+		}
+		return r.startJob(ctx, bk, name)
+	case err != nil:
+		return ctrl.Result{}, err
+	}
+	if !metav1.IsControlledBy(job, bk) {
+		return r.finish(bk, backstopv1alpha1.ReasonInvalidSpec, "a Job named %s exists and does not belong to this Backup", name)
+	}
+	bk.Status.JobName = name
+	return r.followJob(ctx, bk, job)
+}
+
+// startJob checks the target and store, then creates the backup Job.
+func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Backup, name string) (ctrl.Result, error) {
+	target, store, wait, err := resolveTargetAndStore(ctx, r, bk.Namespace, bk.Spec.TargetRef.Name, bk.Spec.StoreRef.Name)
+	if err != nil {
+		if ue, ok := asUserError(err); ok {
+			return r.finish(bk, ue.Reason, "%s", ue.Message)
+		}
+		return ctrl.Result{}, err
+	}
+	if wait != "" {
+		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonPending, "%s", wait)
+		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+	}
+	// No backup starts on a target that is being restored.
+	// A Restore's own safety backup runs before that Restore touches the target.
+	if busy, err := restoreInProgress(ctx, r, bk.Namespace, target.Name, bk.Labels[LabelRestore]); err != nil {
+		return ctrl.Result{}, err
+	} else if busy != "" {
+		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonPending, "waiting for Restore %s of target %s to finish", busy, target.Name)
+		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+	}
+
+	artifactPath := path.Join(bk.Namespace, target.Name, bk.Name)
+	tmpl := bk.Spec.JobTemplate
+	job := buildAgentJob(r.Agent, agentJobSpec{
+		Op:           opBackup,
+		Name:         name,
+		Namespace:    bk.Namespace,
+		Labels:       map[string]string{LabelBackup: bk.Name, LabelTarget: target.Name, LabelComponent: "backup-agent", LabelManagedBy: managedBy},
+		Target:       target,
+		Store:        store,
+		ArtifactPath: artifactPath,
+		Template:     tmpl,
+	})
+	if err := ctrl.SetControllerReference(bk, job, r.Scheme()); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Create(ctx, job); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	now := metav1.NewTime(r.Clock.Now())
+	bk.Status.Phase = backstopv1alpha1.BackupRunning
+	bk.Status.JobName = name
+	bk.Status.StartTime = &now
+	bk.Status.Engine = targetEngine(target)
+	bk.Status.ArtifactPath = artifactPath
+	conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "backup Job %s started", name)
+	ctrl.LoggerFrom(ctx).Info("Started backup Job", "job", name, "target", target.Name, "store", store.Name)
+	return ctrl.Result{}, nil
+}
+
+// followJob turns the Job's state and the agent's result into the Backup's status.
+func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.Backup, job *batchv1.Job) (ctrl.Result, error) {
+	done, failedReason, failedMsg := jobFinished(job)
+	if !done {
+		bk.Status.Phase = backstopv1alpha1.BackupRunning
+		if bk.Status.StartTime == nil {
+			t := metav1.NewTime(job.CreationTimestamp.Time)
+			bk.Status.StartTime = &t
+		}
+		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "backup Job %s is running", job.Name)
+		return ctrl.Result{}, nil
+	}
+	res, err := readAgentResult(ctx, r.APIReader, job)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if res == nil {
+		// No result: the pod never ran the agent to the end.
+		return r.finish(bk, failedReason, "%s", failedMsg)
+	}
+	if t, ok := parseTime(res.StartTime); ok {
+		bk.Status.StartTime = &t
+	}
+	if res.Phase != "Succeeded" {
+		reason := res.Reason
+		if failedReason == backstopv1alpha1.ReasonDeadlineExceeded {
+			reason = failedReason
+		}
+		return r.finish(bk, reason, "%s", res.Message)
+	}
+	if failedReason != "" {
+		return r.finish(bk, failedReason, "the agent reported success but the Job failed: %s", failedMsg)
+	}
+	bk.Status.ArtifactPath = res.ArtifactPath
+	bk.Status.DataObject = res.DataObject
+	bk.Status.StoredBytes = res.StoredBytes
+	bk.Status.PlaintextBytes = res.PlaintextBytes
+	bk.Status.SHA256 = res.SHA256
+	bk.Status.PlaintextSHA256 = res.PlaintextSHA256
+	if res.Engine != "" {
+		bk.Status.Engine = res.Engine
+	}
+	// Succeeded only once the manifest is in the store and agrees with the
+	// agent: a backup is what the store holds, not what a pod said.
+	if reason, msg, err := r.checkManifest(ctx, bk); err != nil {
+		return ctrl.Result{}, err
+	} else if reason != "" {
+		return r.finish(bk, reason, "%s", msg)
+	}
+	bk.Status.Phase = backstopv1alpha1.BackupSucceeded
+	now := metav1.NewTime(r.Clock.Now())
+	if t, ok := parseTime(res.CompletionTime); ok {
+		now = t
+	}
+	bk.Status.CompletionTime = &now
+	bk.Status.Reason, bk.Status.Message = "", ""
+	conditions.MarkReady(bk, backstopv1alpha1.ReasonSucceeded, "stored %s (%d bytes, sha256 %s)", path.Join(bk.Status.ArtifactPath, bk.Status.DataObject), bk.Status.StoredBytes, shortSum(bk.Status.SHA256))
+	return ctrl.Result{}, nil
+}
+
+// checkManifest reads the manifest back from the store when the operator
+// can reach it (volume stores are reached only by Jobs).
+func (r *BackupReconciler) checkManifest(ctx context.Context, bk *backstopv1alpha1.Backup) (reason, msg string, err error) {
+	bs := &backstopv1alpha1.BackupStore{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.StoreRef.Name}, bs); err != nil {
+		return "", "", client.IgnoreNotFound(err)
+	}
+	st, err := openStore(ctx, r, bs)
+	if err != nil || st == nil {
+		return "", "", nil //nolint:nilerr // the agent's own check stands when the operator cannot reach the store
+	}
+	m, err := readManifest(ctx, st, bk.Status.ArtifactPath)
+	if err != nil {
+		return backstopv1alpha1.ReasonManifestNotFound, fmt.Sprintf("the agent reported success but the manifest cannot be read back: %v", err), nil
+	}
+	if m.SHA256 != bk.Status.SHA256 || m.StoredSize != bk.Status.StoredBytes || m.DataObject != bk.Status.DataObject {
+		return backstopv1alpha1.ReasonIntegrityMismatch, "the manifest in the store does not match what the agent reported", nil
+	}
+	info, err := st.Stat(ctx, path.Join(bk.Status.ArtifactPath, m.DataObject))
+	if err != nil {
+		return backstopv1alpha1.ReasonIntegrityMismatch, fmt.Sprintf("the data object cannot be found: %v", err), nil
+	}
+	if info.Size != m.StoredSize {
+		return backstopv1alpha1.ReasonIntegrityMismatch, fmt.Sprintf("the data object holds %d bytes, the manifest says %d", info.Size, m.StoredSize), nil
+	}
+	return "", "", nil
+}
+
+// finish marks the Backup Failed for good.
+func (r *BackupReconciler) finish(bk *backstopv1alpha1.Backup, reason, format string, args ...any) (ctrl.Result, error) {
+	if reason == "" {
+		reason = backstopv1alpha1.ReasonJobFailed
+	}
+	msg := fmt.Sprintf(format, args...)
+	now := metav1.NewTime(r.Clock.Now())
+	bk.Status.Phase = backstopv1alpha1.BackupFailed
+	bk.Status.CompletionTime = &now
+	bk.Status.Reason = reason
+	bk.Status.Message = msg
+	conditions.MarkStalled(bk, reason, "%s", msg)
+	return ctrl.Result{}, nil
+}
+
+// reconcileDelete stops a running Job, then deletes the artifact unless the
+// policy is Retain, then lets the Backup go.
+func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1alpha1.Backup) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(bk, FinalizerArtifact) {
+		return ctrl.Result{}, nil
+	}
+	log := ctrl.LoggerFrom(ctx)
+	// A Job still writing could commit a manifest after we delete: wait until it is gone.
+	job := &batchv1.Job{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: jobName(bk.Name, "backup")}, job)
+	if err == nil && metav1.IsControlledBy(job, bk) {
+		if job.DeletionTimestamp.IsZero() {
+			if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+
+	if bk.Spec.DeletionPolicy != backstopv1alpha1.DeletionRetain && bk.Status.ArtifactPath != "" {
+		done, err := r.deleteArtifact(ctx, bk)
+		if err != nil {
+			if ue, ok := asUserError(err); ok {
+				// Keep the finalizer: deleting the Backup must not orphan data silently.
+				r.Recorder.Eventf(bk, nil, corev1.EventTypeWarning, ue.Reason, "Delete", "cannot delete the artifact: %s", ue.Message)
+				return ctrl.Result{RequeueAfter: time.Minute}, nil
+			}
+			return ctrl.Result{}, err
+		}
+		if !done {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		log.Info("Deleted the artifact", "path", bk.Status.ArtifactPath)
+	}
+	orig := bk.DeepCopy()
+	controllerutil.RemoveFinalizer(bk, FinalizerArtifact)
+	return ctrl.Result{}, r.Patch(ctx, bk, client.MergeFrom(orig))
+}
+
+// deleteArtifact deletes the manifest first (so a half-deleted artifact is
+// never taken for a backup), then the rest. Volume stores are reached by a Job.
+func (r *BackupReconciler) deleteArtifact(ctx context.Context, bk *backstopv1alpha1.Backup) (done bool, err error) {
+	bs := &backstopv1alpha1.BackupStore{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.StoreRef.Name}, bs); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, userErrorf(backstopv1alpha1.ReasonStoreNotFound, "BackupStore %q not found", bk.Spec.StoreRef.Name)
+		}
+		return false, err
+	}
+	st, err := openStore(ctx, r, bs)
+	if err != nil {
+		return false, err
+	}
+	if st == nil {
+		return r.deleteWithJob(ctx, bk, bs)
+	}
+	if err := deleteArtifactObjects(ctx, st, bk.Status.ArtifactPath); err != nil {
+		return false, userErrorf(backstopv1alpha1.ReasonStoreUnreachable, "%v", err)
+	}
+	return true, nil
+}
+
+// deleteWithJob runs `backstop agent delete` with the volume mounted.
+func (r *BackupReconciler) deleteWithJob(ctx context.Context, bk *backstopv1alpha1.Backup, bs *backstopv1alpha1.BackupStore) (bool, error) {
+	name := jobName(bk.Name, "delete")
+	job := &batchv1.Job{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: name}, job)
+	if apierrors.IsNotFound(err) {
+		job = buildAgentJob(r.Agent, agentJobSpec{
+			Op:           opDelete,
+			Name:         name,
+			Namespace:    bk.Namespace,
+			Labels:       map[string]string{LabelBackup: bk.Name, LabelComponent: "delete-agent", LabelManagedBy: managedBy},
+			Store:        bs,
+			ArtifactPath: bk.Status.ArtifactPath,
+			Template:     &backstopv1alpha1.JobTemplate{TTLSecondsAfterFinished: ptrInt32(300)},
+		})
+		// Not owned by the Backup: it must outlive the Backup's deletion.
+		return false, client.IgnoreAlreadyExists(r.Create(ctx, job))
+	} else if err != nil {
+		return false, err
+	}
+	done, reason, msg := jobFinished(job)
+	if !done {
+		return false, nil
+	}
+	if reason != "" {
+		return false, userErrorf(reason, "delete Job %s failed: %s", name, msg)
+	}
+	return true, nil
+}
+
+func ptrInt32(v int32) *int32 { return &v }
+
+func shortSum(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func parseTime(s string) (metav1.Time, bool) {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return metav1.Time{}, false
+	}
+	return metav1.NewTime(t), true
+}

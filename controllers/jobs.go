@@ -1,0 +1,120 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/agent"
+	"github.com/backstop-io/backstop/internal/manifest"
+	"github.com/backstop-io/backstop/internal/store"
+)
+
+// jobFinished says whether a Job is over; failedReason is set when it failed.
+func jobFinished(job *batchv1.Job) (done bool, failedReason, failedMsg string) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		switch c.Type {
+		case batchv1.JobComplete:
+			return true, "", ""
+		case batchv1.JobFailed:
+			if c.Reason == batchv1.JobReasonDeadlineExceeded {
+				return true, backstopv1alpha1.ReasonDeadlineExceeded, fmt.Sprintf("Job %s ran past its activeDeadlineSeconds: %s", job.Name, c.Message)
+			}
+			return true, backstopv1alpha1.ReasonJobFailed, fmt.Sprintf("Job %s failed (%s): %s", job.Name, c.Reason, c.Message)
+		}
+	}
+	return false, "", ""
+}
+
+// readAgentResult reads the agent's JSON result from the termination message
+// of the Job's newest finished pod; nil when no pod left one.
+func readAgentResult(ctx context.Context, c client.Reader, job *batchv1.Job) (*agent.Result, error) {
+	pods := &corev1.PodList{}
+	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+		return nil, err
+	}
+	items := pods.Items
+	sort.Slice(items, func(i, j int) bool { return items[j].CreationTimestamp.Before(&items[i].CreationTimestamp) })
+	for _, pod := range items {
+		for _, cs := range pod.Status.ContainerStatuses {
+			t := cs.State.Terminated
+			if cs.Name != "agent" || t == nil || t.Message == "" {
+				continue
+			}
+			var res agent.Result
+			if err := json.Unmarshal([]byte(lastLine(t.Message)), &res); err != nil || res.Phase == "" {
+				// FallbackToLogsOnError put log lines there instead.
+				return &agent.Result{Phase: "Failed", Reason: backstopv1alpha1.ReasonJobFailed, Message: fmt.Sprintf("the agent exited with code %d: %s", t.ExitCode, oneLine(t.Message))}, nil
+			}
+			return &res, nil
+		}
+	}
+	return nil, nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 512 {
+		s = s[:512] + "..."
+	}
+	return s
+}
+
+// readManifest reads <artifactPath>/manifest.json.
+func readManifest(ctx context.Context, st store.Store, artifactPath string) (*manifest.Manifest, error) {
+	rc, err := st.Get(ctx, path.Join(artifactPath, manifest.FileName))
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	m := &manifest.Manifest{}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("manifest.json does not parse: %v", err)
+	}
+	return m, nil
+}
+
+// deleteArtifactObjects deletes the manifest first, then every other object
+// of the artifact.
+func deleteArtifactObjects(ctx context.Context, st store.Store, artifactPath string) error {
+	if err := st.Delete(ctx, path.Join(artifactPath, manifest.FileName)); err != nil {
+		return err
+	}
+	objs, err := st.List(ctx, artifactPath+"/")
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := st.Delete(ctx, o.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
+)
+
+// indexSpecRefs indexes Backups and Restores by target, so that a backup and
+// a restore of the same target never run at once.
+func indexSpecRefs(ctx context.Context, mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &backstopv1alpha1.Backup{}, indexTargetName, func(o client.Object) []string {
+		return []string{o.(*backstopv1alpha1.Backup).Spec.TargetRef.Name}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &backstopv1alpha1.Backup{}, indexScheduleName, func(o client.Object) []string {
+		if ref := o.(*backstopv1alpha1.Backup).Spec.ScheduleRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return idx.IndexField(ctx, &backstopv1alpha1.Restore{}, indexTargetName, func(o client.Object) []string {
+		return []string{o.(*backstopv1alpha1.Restore).Spec.TargetRef.Name}
+	})
+}
+
+// resolveTargetAndStore fetches the target and store of a run. wait is set
+// when one is missing or not checked yet (GitOps may apply them in any
+// order); a user error when one is checked and not Ready.
+func resolveTargetAndStore(ctx context.Context, c client.Client, ns, targetName, storeName string) (*backstopv1alpha1.BackupTarget, *backstopv1alpha1.BackupStore, string, error) {
+	target := &backstopv1alpha1.BackupTarget{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: targetName}, target); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, fmt.Sprintf("waiting for BackupTarget %s to exist", targetName), nil
+		}
+		return nil, nil, "", err
+	}
+	store := &backstopv1alpha1.BackupStore{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: storeName}, store); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil, fmt.Sprintf("waiting for BackupStore %s to exist", storeName), nil
+		}
+		return nil, nil, "", err
+	}
+	if wait, err := readiness("BackupStore", store); wait != "" || err != nil {
+		return nil, nil, wait, err
+	}
+	if wait, err := readiness("BackupTarget", target); wait != "" || err != nil {
+		return nil, nil, wait, err
+	}
+	return target, store, "", nil
+}
+
+// readiness says whether a dependency is usable: "" and nil when Ready,
+// a wait message while it is being checked, a user error carrying its reason when not Ready.
+func readiness(kind string, obj conditions.Object) (string, error) {
+	ready := conditions.Get(obj, backstopv1alpha1.ConditionReady)
+	if ready == nil || ready.ObservedGeneration != obj.GetGeneration() || ready.Status == metav1.ConditionUnknown {
+		return fmt.Sprintf("waiting for %s %s to be checked", kind, obj.GetName()), nil
+	}
+	if ready.Status == metav1.ConditionFalse {
+		return "", userErrorf(ready.Reason, "%s %s is not ready: %s", kind, obj.GetName(), ready.Message)
+	}
+	return "", nil
+}
+
+// restoreInProgress names an unfinished Restore of the target other than except, or "".
+func restoreInProgress(ctx context.Context, c client.Client, ns, target, except string) (string, error) {
+	list := &backstopv1alpha1.RestoreList{}
+	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingFields{indexTargetName: target}); err != nil {
+		return "", err
+	}
+	for _, r := range list.Items {
+		if r.Name != except && r.DeletionTimestamp.IsZero() && r.Status.Phase != backstopv1alpha1.RestoreSucceeded && r.Status.Phase != backstopv1alpha1.RestoreFailed {
+			return r.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// backupRunning names a Running Backup of the target other than except, or "".
+func backupRunning(ctx context.Context, c client.Client, ns, target, except string) (string, error) {
+	list := &backstopv1alpha1.BackupList{}
+	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingFields{indexTargetName: target}); err != nil {
+		return "", err
+	}
+	for _, b := range list.Items {
+		if b.Name != except && b.Status.Phase == backstopv1alpha1.BackupRunning {
+			return b.Name, nil
+		}
+	}
+	return "", nil
+}
