@@ -14,17 +14,20 @@ import (
 	"os/signal"
 	"syscall"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/controllers"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -90,6 +93,8 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		leaderElectionID     string
 		leaderElectionNS     string
 		watchNamespace       string
+		agentImage           string
+		agentPullPolicy      string
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, behind Kubernetes authentication and authorization.")
@@ -99,6 +104,8 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&leaderElectionID, "leader-election-id", "backstop.backstop.io", "Name of the leader election Lease.")
 	fs.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's own.")
 	fs.StringVar(&watchNamespace, "watch-namespace", "", "Reconcile only this namespace; empty for all.")
+	fs.StringVar(&agentImage, "agent-image", controllers.DefaultAgentOptions().Image, "Image of backup and restore Jobs: this operator's own image.")
+	fs.StringVar(&agentPullPolicy, "agent-image-pull-policy", string(corev1.PullIfNotPresent), "Pull policy of the agent image.")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +130,9 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 
 	mgrOpts := ctrl.Options{
+		// Secrets are read when needed, never cached: the operator holds no
+		// copy of every credential in the cluster.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		Scheme:                        newScheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
@@ -139,7 +149,10 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error(err, "Unable to create the manager")
 		return 1
 	}
-	if err := setupControllers(mgr); err != nil {
+	agentOpts := controllers.DefaultAgentOptions()
+	agentOpts.Image = agentImage
+	agentOpts.ImagePullPolicy = corev1.PullPolicy(agentPullPolicy)
+	if err := setupControllers(ctx, mgr, controllers.Options{Agent: agentOpts}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
 	}

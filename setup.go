@@ -5,14 +5,23 @@ import (
 	"io"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/backstop-io/backstop/controllers"
+	"github.com/backstop-io/backstop/internal/agent"
 )
 
 // setupControllers registers the reconcilers with the manager.
-func setupControllers(mgr ctrl.Manager) error {
-	return nil
+func setupControllers(ctx context.Context, mgr ctrl.Manager, opts controllers.Options) error {
+	return controllers.SetupAll(ctx, mgr, opts)
 }
 
 // runTool runs the agent and user commands; ok is false for an unknown command.
 func runTool(ctx context.Context, command string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	switch command {
+	case "agent":
+		return agent.Main(ctx, args, stdout, stderr), true
+	case "verify", "decrypt":
+		return agent.UserMain(ctx, append([]string{command}, args...), stdout, stderr), true
+	}
 	return 0, false
 }

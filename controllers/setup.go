@@ -1,0 +1,42 @@
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
+
+// Options configure every reconciler.
+type Options struct {
+	Agent AgentOptions
+	// Clock is the time source; tests fix it.
+	Clock clock.PassiveClock
+}
+
+// SetupAll registers the field indexes and one reconciler per kind.
+func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Agent.Image == "" {
+		opts.Agent = DefaultAgentOptions()
+	}
+	if err := indexSpecRefs(ctx, mgr); err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder("backstop")
+	c, reader := mgr.GetClient(), mgr.GetAPIReader()
+	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
+		&BackupStoreReconciler{Client: c, Recorder: recorder, Clock: opts.Clock},
+		&BackupTargetReconciler{Client: c, Recorder: recorder},
+		&BackupReconciler{Client: c, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
+		&RestoreReconciler{Client: c, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
+	}
+	for _, s := range setups {
+		if err := s.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
