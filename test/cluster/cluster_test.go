@@ -15,7 +15,56 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/backstop-io/backstop/test/cluster"
+	"github.com/backstop-io/backstop/test/podrunner"
 )
+
+// TestCluster_JobRunsOnPodRunner is the whole harness at work: the Job
+// controller creates the pod, the pod runner binds and runs it, the Job
+// completes.
+func TestCluster_JobRunsOnPodRunner(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	c := cluster.Start(t, cluster.Options{ControllerManager: true})
+	r := podrunner.Start(t, podrunner.Options{
+		Config: c.Config,
+		Images: map[string]string{"example.test/sh:1": "/bin/sh"},
+	})
+
+	g.Expect(c.Client.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "default"},
+		StringData: map[string]string{"key": "s3cret"},
+	})).To(Succeed())
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "e2e", Namespace: "default"},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To[int32](0),
+			TTLSecondsAfterFinished: ptr.To[int32](600),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{
+					Name:         "main",
+					Image:        "example.test/sh:1",
+					Command:      []string{"/bin/sh", "-c", "echo hi > /dev/termination-log; cat /etc/secret/key"},
+					VolumeMounts: []corev1.VolumeMount{{Name: "secret", MountPath: "/etc/secret", ReadOnly: true}},
+				}},
+				Volumes: []corev1.Volume{{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}}},
+			}},
+		},
+	}
+	g.Expect(c.Client.Create(ctx, job)).To(Succeed())
+	g.Eventually(func(g Gomega) int32 {
+		g.Expect(c.Client.Get(ctx, client.ObjectKeyFromObject(job), job)).To(Succeed())
+		return job.Status.Succeeded
+	}, 30*time.Second, 100*time.Millisecond).Should(Equal(int32(1)))
+
+	var pods corev1.PodList
+	g.Expect(c.Client.List(ctx, &pods, client.InNamespace("default"), client.MatchingLabels{"job-name": "e2e"})).To(Succeed())
+	g.Expect(pods.Items).To(HaveLen(1))
+	st := pods.Items[0].Status.ContainerStatuses[0].State.Terminated
+	g.Expect(st).NotTo(BeNil())
+	g.Expect(st.Message).To(Equal("hi\n"))
+	g.Expect(r.PodLogs("default", pods.Items[0].Name)).To(ContainSubstring("s3cret"))
+}
 
 func TestCluster_JobControllerCreatesPod(t *testing.T) {
 	g := NewWithT(t)
