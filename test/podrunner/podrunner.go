@@ -114,6 +114,13 @@ type Options struct {
 	Config *rest.Config
 	// NodeName is the node this runner plays. Default DefaultNodeName.
 	NodeName string
+	// NodeLabels are added to the node's labels (kubernetes.io/hostname,
+	// kubernetes.io/os and kubernetes.io/arch are always set). A pending pod
+	// is bound only when its nodeSelector matches the node's labels;
+	// affinity, taints and tolerations are not looked at. With several
+	// runners on one API server, a pod without nodeSelector goes to whichever
+	// binds it first.
+	NodeLabels map[string]string
 	// Images maps an image reference to a binary on this machine (see the
 	// package documentation for how commands are rewritten).
 	Images map[string]string
@@ -383,24 +390,51 @@ func (r *Runner) logf(format string, args ...any) {
 // --- node ---
 
 func (r *Runner) registerNode(ctx context.Context) error {
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: r.opts.NodeName,
-			Labels: map[string]string{
-				"kubernetes.io/hostname": r.opts.NodeName,
-				"kubernetes.io/os":       "linux",
-				"kubernetes.io/arch":     goruntime.GOARCH,
-			},
-		},
-	}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: r.opts.NodeName, Labels: r.nodeLabels()}}
 	_, err := r.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	if apierrors.IsAlreadyExists(err) {
+		// A runner for this node ran before: make the labels current.
+		var old *corev1.Node
+		if old, err = r.cs.CoreV1().Nodes().Get(ctx, r.opts.NodeName, metav1.GetOptions{}); err == nil {
+			if old.Labels == nil {
+				old.Labels = map[string]string{}
+			}
+			for k, v := range r.nodeLabels() {
+				old.Labels[k] = v
+			}
+			_, err = r.cs.CoreV1().Nodes().Update(ctx, old, metav1.UpdateOptions{})
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if err := r.updateNodeStatus(ctx); err != nil {
 		return err
 	}
 	return r.renewLease(ctx)
+}
+
+func (r *Runner) nodeLabels() map[string]string {
+	labels := map[string]string{
+		"kubernetes.io/hostname": r.opts.NodeName,
+		"kubernetes.io/os":       "linux",
+		"kubernetes.io/arch":     goruntime.GOARCH,
+	}
+	for k, v := range r.opts.NodeLabels {
+		labels[k] = v
+	}
+	return labels
+}
+
+// fits tells whether a pending pod's nodeSelector matches this node.
+func (r *Runner) fits(pod *corev1.Pod) bool {
+	labels := r.nodeLabels()
+	for k, v := range pod.Spec.NodeSelector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Runner) updateNodeStatus(ctx context.Context) error {
@@ -534,7 +568,7 @@ func (r *Runner) sync(key string) error {
 	}
 
 	if pod.Spec.NodeName == "" {
-		if pod.DeletionTimestamp != nil || isTerminal(pod) {
+		if pod.DeletionTimestamp != nil || isTerminal(pod) || !r.fits(pod) {
 			return nil
 		}
 		return r.bind(ctx, pod)

@@ -149,6 +149,7 @@ func TestRunner_SecretVolumeAndEnv(t *testing.T) {
 		`echo "optional=${MISSING-unset}"`,
 		`echo "hostname=$(hostname)"`,
 		`touch /etc/secret/new 2>/dev/null && echo writable=yes || echo writable=no`,
+		`echo "subpathfile=$(cat /etc/app/key.txt)"`,
 	}, "\n")
 	pod := shPod(ns, "env", script)
 	c := &pod.Spec.Containers[0]
@@ -167,6 +168,7 @@ func TestRunner_SecretVolumeAndEnv(t *testing.T) {
 	c.VolumeMounts = []corev1.VolumeMount{
 		{Name: "secret", MountPath: "/etc/secret"},
 		{Name: "items", MountPath: "/etc/items"},
+		{Name: "secret", MountPath: "/etc/app/key.txt", SubPath: "key"},
 	}
 	pod.Spec.Volumes = []corev1.Volume{
 		{Name: "secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds", DefaultMode: ptr.To[int32](0o400)}}},
@@ -183,12 +185,12 @@ func TestRunner_SecretVolumeAndEnv(t *testing.T) {
 	for _, want := range []string{
 		"file=s3cret", "item=hunter2", "mode=400", "itemmode=440", "nokey=sub\n",
 		"env=hunter2", "cm=fast", "pod=env/" + ns, "expanded=hello env $(POD_NAME)",
-		"prefixed=s3cret", "optional=unset", "hostname=env", "writable=no",
+		"prefixed=s3cret", "optional=unset", "hostname=env", "writable=no", "subpathfile=s3cret",
 	} {
 		g.Expect(logs).To(ContainSubstring(want))
 	}
 	// The mount paths exist only in the container's view.
-	for _, p := range []string{"/etc/secret", "/etc/items", "/dev/termination-log"} {
+	for _, p := range []string{"/etc/secret", "/etc/items", "/etc/app", "/dev/termination-log"} {
 		_, err := os.Lstat(p)
 		g.Expect(os.IsNotExist(err)).To(BeTrue(), "%s must not exist on the host", p)
 	}
@@ -417,7 +419,11 @@ func TestRunner_ImageMapping(t *testing.T) {
 	}
 	// The entrypoint by the image's name, by the binary's name, and none.
 	g.Expect(k8s.Create(ctx, mk("by-image", []string{"/usr/local/bin/tool", "a"}, []string{"$(HOSTNAME)"}))).To(Succeed())
-	g.Expect(k8s.Create(ctx, mk("by-binary", []string{"tool-built"}, []string{"b"}))).To(Succeed())
+	// Pending with a nodeSelector: only the runner of that node binds it.
+	byBinary := mk("by-binary", []string{"tool-built"}, []string{"b"})
+	byBinary.Spec.NodeName = ""
+	byBinary.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "mapping"}
+	g.Expect(k8s.Create(ctx, byBinary)).To(Succeed())
 	g.Expect(k8s.Create(ctx, mk("no-command", nil, []string{"c"}))).To(Succeed())
 	// Another command runs from the host's filesystem.
 	g.Expect(k8s.Create(ctx, mk("host-command", []string{"echo", "from host"}, nil))).To(Succeed())
@@ -431,6 +437,7 @@ func TestRunner_ImageMapping(t *testing.T) {
 	} {
 		pod := finished(g, ns, name)
 		g.Expect(pod.Status.Phase).To(Equal(corev1.PodSucceeded), name)
+		g.Expect(pod.Spec.NodeName).To(Equal("mapping"))
 		g.Expect(r2.PodLogs(ns, name)).To(ContainSubstring(want), name)
 	}
 	pod := finished(g, ns, "unmapped")
