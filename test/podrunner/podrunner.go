@@ -72,6 +72,8 @@
 // binary), which sets up the mounts in an init function of this package and
 // then execs the container command; the package must therefore be linked
 // into the binary that runs the Runner, which it is by construction.
+//
+// The package is Linux only and needs root (mount namespaces, pivot_root).
 package podrunner
 
 import (
@@ -195,6 +197,9 @@ func New(opts Options) (*Runner, error) {
 	}
 	if opts.Root == "" {
 		return nil, errors.New("podrunner: Options.Root is required")
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("podrunner: needs root, to give each container a mount namespace")
 	}
 	if opts.NodeName == "" {
 		opts.NodeName = DefaultNodeName

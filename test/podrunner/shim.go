@@ -366,7 +366,12 @@ func pivot(root string) error {
 		return err
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivot_root: %w", err)
+		// pivot_root refuses a current root that is not a mount point (as
+		// in a chroot); chroot does for a process that never leaves.
+		if cerr := unix.Chroot("."); cerr != nil {
+			return fmt.Errorf("pivot_root: %v; chroot: %w", err, cerr)
+		}
+		return os.Chdir("/")
 	}
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("detach old root: %w", err)
