@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -12,6 +13,9 @@ type Options struct {
 	Agent AgentOptions
 	// Clock is the time source; tests fix it.
 	Clock clock.PassiveClock
+	// ScheduleResync bounds how long a schedule sleeps before it reads the
+	// clock again, so a wall-clock jump is noticed. Default 5 minutes.
+	ScheduleResync time.Duration
 }
 
 // SetupAll registers the field indexes and one reconciler per kind.
@@ -30,6 +34,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&BackupStoreReconciler{Client: c, Recorder: recorder, Clock: opts.Clock},
 		&BackupTargetReconciler{Client: c, Recorder: recorder},
+		&BackupScheduleReconciler{Client: c, Recorder: recorder, Clock: opts.Clock, Resync: opts.ScheduleResync},
 		&BackupReconciler{Client: c, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
 		&RestoreReconciler{Client: c, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
 	}

@@ -1,0 +1,155 @@
+package controllers
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+)
+
+func testTarget() *backstopv1alpha1.BackupTarget {
+	return &backstopv1alpha1.BackupTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"},
+		Spec: backstopv1alpha1.BackupTargetSpec{Postgres: &backstopv1alpha1.PostgresTarget{
+			DatabaseConnection: backstopv1alpha1.DatabaseConnection{
+				Host: "db.shop.svc", Port: ptr.To[int32](5432), TLSMode: backstopv1alpha1.TLSRequire,
+				Credentials: backstopv1alpha1.DatabaseCredentials{
+					UsernameSecretRef: &backstopv1alpha1.SecretKeySelector{Name: "db", Key: "user"},
+					PasswordSecretRef: backstopv1alpha1.SecretKeySelector{Name: "db", Key: "password"},
+				},
+			},
+			Database: "orders",
+		}},
+	}
+}
+
+func testStore() *backstopv1alpha1.BackupStore {
+	return &backstopv1alpha1.BackupStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: "shop"},
+		Spec: backstopv1alpha1.BackupStoreSpec{
+			S3: &backstopv1alpha1.S3Store{Bucket: "backups", Prefix: "prod", Endpoint: "http://minio:9000", ForcePathStyle: true,
+				CredentialsSecretRef: backstopv1alpha1.LocalObjectReference{Name: "s3"}},
+			Encryption: backstopv1alpha1.Encryption{Recipients: &backstopv1alpha1.AgeRecipients{
+				PublicKeys:        []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"},
+				IdentitySecretRef: &backstopv1alpha1.SecretKeySelector{Name: "age", Key: "identity.txt"},
+			}},
+		},
+	}
+}
+
+func TestBuildAgentJob_Hardened(t *testing.T) {
+	tmpl := &backstopv1alpha1.JobTemplate{
+		ActiveDeadlineSeconds: ptr.To[int64](600),
+		BackoffLimit:          ptr.To[int32](2),
+		NodeSelector:          map[string]string{"pool": "backup"},
+		PodLabels:             map[string]string{"team": "shop", LabelBackup: "spoofed"},
+	}
+	job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
+		Op: opBackup, Name: "b-backup", Namespace: "shop", Labels: map[string]string{LabelBackup: "b"},
+		Target: testTarget(), Store: testStore(), ArtifactPath: "shop/orders/b", Template: tmpl,
+	})
+	pod := job.Spec.Template.Spec
+	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+		t.Error("the agent must get no service-account token")
+	}
+	if pod.RestartPolicy != corev1.RestartPolicyNever {
+		t.Errorf("restartPolicy %s", pod.RestartPolicy)
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if !*sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
+		len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("container security context is not hardened: %+v", sc)
+	}
+	if *job.Spec.ActiveDeadlineSeconds != 600 || *job.Spec.BackoffLimit != 2 || pod.NodeSelector["pool"] != "backup" {
+		t.Error("the job template overrides were not applied")
+	}
+	if job.Spec.Template.Labels[LabelBackup] != "b" || job.Spec.Template.Labels["team"] != "shop" {
+		t.Errorf("pod labels: %v", job.Spec.Template.Labels)
+	}
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"agent backup", "--engine postgres", "--host db.shop.svc", "--port 5432", "--database orders",
+		"--tls-mode require", "--store-type s3", "--s3-bucket backups", "--prefix prod", "--s3-force-path-style",
+		"--encryption x25519", "--recipient age1ql3z7", "--artifact-path shop/orders/b"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args lack %q: %s", want, args)
+		}
+	}
+	// Credentials arrive only by secretKeyRef; the identity is not mounted into backups.
+	for _, env := range c.Env {
+		if env.Value != "" || env.ValueFrom == nil || env.ValueFrom.SecretKeyRef == nil {
+			t.Errorf("env %s is not a secretKeyRef", env.Name)
+		}
+	}
+	for _, v := range pod.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "age" {
+			t.Error("the identity Secret is mounted into a backup Job")
+		}
+	}
+	if strings.Contains(args, "identity") {
+		t.Error("a backup Job names an identity file")
+	}
+}
+
+func TestBuildAgentJob_RestoreMountsIdentityAndNeverRetries(t *testing.T) {
+	job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
+		Op: opRestore, Name: "r-restore", Namespace: "shop", Target: testTarget(), Store: testStore(),
+		ArtifactPath: "shop/orders/b", Template: &backstopv1alpha1.JobTemplate{BackoffLimit: ptr.To[int32](5)},
+	})
+	if *job.Spec.BackoffLimit != 0 {
+		t.Errorf("a restore Job must never be retried, backoffLimit %d", *job.Spec.BackoffLimit)
+	}
+	args := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "--identity-file /var/run/backstop/identity/identity.txt") {
+		t.Errorf("restore args lack the identity file: %s", args)
+	}
+	if strings.Contains(args, "--recipient") {
+		t.Errorf("restore args carry recipients: %s", args)
+	}
+	found := false
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "age" {
+			found = true
+			if *v.Secret.DefaultMode != 0o400 {
+				t.Errorf("identity mode %o", *v.Secret.DefaultMode)
+			}
+		}
+	}
+	if !found {
+		t.Error("the identity Secret is not mounted")
+	}
+}
+
+func TestBuildAgentJob_NoSecretValues(t *testing.T) {
+	// The Job is built from specs only; it can hold no secret value. This
+	// guards against a future change that reads a Secret into the Job.
+	job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{Op: opBackup, Name: "j", Namespace: "shop", Target: testTarget(), Store: testStore(), ArtifactPath: "a/b/c"})
+	data, _ := json.Marshal(job)
+	for _, bad := range []string{"AGE-SECRET-KEY", "PGPASSWORD", "MYSQL_PWD"} {
+		if strings.Contains(string(data), bad) {
+			t.Errorf("the Job spec holds %s", bad)
+		}
+	}
+}
+
+func TestJobName(t *testing.T) {
+	long := strings.Repeat("a", 80)
+	n := jobName(long, "backup")
+	if len(n) > 63 || !strings.HasSuffix(n, "-backup") {
+		t.Errorf("jobName(%d chars) = %q (%d)", len(long), n, len(n))
+	}
+	if jobName(long, "backup") != n {
+		t.Error("jobName is not deterministic")
+	}
+	if jobName(long+"b", "backup") == n {
+		t.Error("two long names collide")
+	}
+	if jobName("nightly", "backup") != "nightly-backup" {
+		t.Error("short names are kept")
+	}
+}
