@@ -1,0 +1,224 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/schedule"
+)
+
+func newScheme(t *testing.T) *runtime.Scheme {
+	t.Helper()
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := backstopv1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newScheduleReconciler(t *testing.T, now time.Time, objs ...client.Object) (*BackupScheduleReconciler, *clocktesting.FakeClock) {
+	t.Helper()
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).
+		WithStatusSubresource(&backstopv1alpha1.BackupSchedule{}, &backstopv1alpha1.Backup{}).
+		WithIndex(&backstopv1alpha1.Backup{}, indexScheduleName, func(o client.Object) []string {
+			if ref := o.(*backstopv1alpha1.Backup).Spec.ScheduleRef; ref != nil {
+				return []string{ref.Name}
+			}
+			return nil
+		}).
+		WithObjects(objs...).Build()
+	clk := clocktesting.NewFakeClock(now)
+	return &BackupScheduleReconciler{Client: c, Recorder: events.NewFakeRecorder(100), Clock: clk, Resync: time.Hour}, clk
+}
+
+func testSchedule(created time.Time, expr string) *backstopv1alpha1.BackupSchedule {
+	return &backstopv1alpha1.BackupSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: "shop", Generation: 1, CreationTimestamp: metav1.NewTime(created)},
+		Spec: backstopv1alpha1.BackupScheduleSpec{
+			TargetRef:         backstopv1alpha1.LocalObjectReference{Name: "orders"},
+			StoreRef:          backstopv1alpha1.LocalObjectReference{Name: "s3"},
+			Schedule:          expr,
+			ConcurrencyPolicy: backstopv1alpha1.ConcurrencyForbid,
+		},
+	}
+}
+
+func reconcileSchedule(t *testing.T, r *BackupScheduleReconciler) (ctrl.Result, *backstopv1alpha1.BackupSchedule) {
+	t.Helper()
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "shop", Name: "nightly"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := &backstopv1alpha1.BackupSchedule{}
+	if err := r.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "nightly"}, got); err != nil {
+		t.Fatal(err)
+	}
+	return res, got
+}
+
+func backupNames(t *testing.T, c client.Client) []string {
+	t.Helper()
+	list := &backstopv1alpha1.BackupList{}
+	if err := c.List(context.Background(), list); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range list.Items {
+		names = append(names, b.Name)
+	}
+	return names
+}
+
+func TestBackupScheduleReconciler_InvalidSchedule(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ expr, tz, want string }{
+		{"61 * * * *", "", "end of range (61) above maximum (59)"},
+		{"0 3 * * *", "Mars/Olympus", "invalid time zone \"Mars/Olympus\""},
+		{"0 0 30 2 *", "", "never fires"},
+	} {
+		sched := testSchedule(now.Add(-time.Hour), tc.expr)
+		if tc.tz != "" {
+			sched.Spec.TimeZone = ptr.To(tc.tz)
+		}
+		r, _ := newScheduleReconciler(t, now, sched)
+		res, got := reconcileSchedule(t, r)
+		ready := readyOf(got)
+		if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != backstopv1alpha1.ReasonInvalidSchedule || !strings.Contains(ready.Message, tc.want) {
+			t.Errorf("%q %q: Ready = %+v, want False/InvalidSchedule with %q", tc.expr, tc.tz, ready, tc.want)
+		}
+		if stalled := conditionOf(got, backstopv1alpha1.ConditionStalled); stalled == nil || stalled.Status != metav1.ConditionTrue {
+			t.Errorf("%q: not Stalled", tc.expr)
+		}
+		if res.RequeueAfter != 0 || len(backupNames(t, r)) != 0 {
+			t.Errorf("%q: an invalid schedule must neither requeue nor create Backups", tc.expr)
+		}
+	}
+}
+
+func TestBackupScheduleReconciler_RunsOnTimeOnce(t *testing.T) {
+	created := time.Date(2026, 3, 1, 1, 0, 0, 0, time.UTC)
+	sched := testSchedule(created, "30 2 * * *")
+	sched.Spec.TimeZone = ptr.To("Europe/Paris") // 02:30 in Paris is 01:30 UTC
+	r, clk := newScheduleReconciler(t, created.Add(10*time.Minute), sched)
+
+	res, got := reconcileSchedule(t, r)
+	due := time.Date(2026, 3, 1, 1, 30, 0, 0, time.UTC)
+	if got.Status.NextScheduleTime == nil || !got.Status.NextScheduleTime.Time.Equal(due) {
+		t.Fatalf("next = %v, want %v", got.Status.NextScheduleTime, due)
+	}
+	if res.RequeueAfter < 19*time.Minute || res.RequeueAfter > 21*time.Minute {
+		t.Errorf("requeue after %v, want about 20m", res.RequeueAfter)
+	}
+	if n := backupNames(t, r); len(n) != 0 {
+		t.Fatalf("backups before the due time: %v", n)
+	}
+
+	clk.SetTime(due.Add(time.Second))
+	reconcileSchedule(t, r)
+	_, got = reconcileSchedule(t, r) // a second pass at the same time creates nothing more
+	want := schedule.BackupName("nightly", due)
+	if n := backupNames(t, r); len(n) != 1 || n[0] != want {
+		t.Fatalf("backups = %v, want [%s]", n, want)
+	}
+	if got.Status.LastBackupName != want || !got.Status.LastScheduleTime.Time.Equal(due) {
+		t.Errorf("status: last %v %q", got.Status.LastScheduleTime, got.Status.LastBackupName)
+	}
+	bk := &backstopv1alpha1.Backup{}
+	if err := r.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: want}, bk); err != nil {
+		t.Fatal(err)
+	}
+	if bk.Labels[LabelSchedule] != "nightly" || bk.Spec.ScheduleRef.Name != "nightly" || len(bk.OwnerReferences) != 0 {
+		t.Errorf("backup labels %v, scheduleRef %v, owners %v", bk.Labels, bk.Spec.ScheduleRef, bk.OwnerReferences)
+	}
+}
+
+func TestBackupScheduleReconciler_AfterDowntime(t *testing.T) {
+	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	last := created.Add(time.Hour)
+	for _, tc := range []struct {
+		name     string
+		deadline *int64
+		wantRun  bool
+	}{
+		{"no deadline: the newest missed run only", nil, true},
+		{"inside the deadline", ptr.To[int64](3600), true},
+		{"outside the deadline: none", ptr.To[int64](60), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sched := testSchedule(created, "0 * * * *")
+			sched.Spec.StartingDeadlineSeconds = tc.deadline
+			sched.Status.LastScheduleTime = &metav1.Time{Time: last}
+			// Down for five hours and ten minutes: five runs were missed.
+			r, _ := newScheduleReconciler(t, last.Add(5*time.Hour+10*time.Minute), sched)
+			reconcileSchedule(t, r)
+			names := backupNames(t, r)
+			if tc.wantRun {
+				want := schedule.BackupName("nightly", last.Add(5*time.Hour))
+				if len(names) != 1 || names[0] != want {
+					t.Fatalf("backups = %v, want only the newest missed run %s", names, want)
+				}
+			} else if len(names) != 0 {
+				t.Fatalf("backups = %v, want none past the deadline", names)
+			}
+		})
+	}
+}
+
+func TestBackupScheduleReconciler_ForbidAndSuspend(t *testing.T) {
+	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	sched := testSchedule(created, "0 * * * *")
+	running := &backstopv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "still-running", Namespace: "shop"},
+		Spec:       backstopv1alpha1.BackupSpec{ScheduleRef: &backstopv1alpha1.LocalObjectReference{Name: "nightly"}},
+		Status:     backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupRunning},
+	}
+	r, _ := newScheduleReconciler(t, created.Add(time.Hour+time.Second), sched, running)
+	_, got := reconcileSchedule(t, r)
+	if n := backupNames(t, r); len(n) != 1 {
+		t.Fatalf("Forbid started a run beside a running one: %v", n)
+	}
+	if len(got.Status.Active) != 1 || got.Status.Active[0] != "still-running" {
+		t.Errorf("active = %v", got.Status.Active)
+	}
+
+	sched2 := testSchedule(created, "0 * * * *")
+	sched2.Spec.Suspend = true
+	r2, _ := newScheduleReconciler(t, created.Add(time.Hour+time.Second), sched2)
+	_, got = reconcileSchedule(t, r2)
+	if n := backupNames(t, r2); len(n) != 0 {
+		t.Fatalf("a suspended schedule created %v", n)
+	}
+	if ready := readyOf(got); ready == nil || ready.Reason != backstopv1alpha1.ReasonSuspended || got.Status.NextScheduleTime != nil {
+		t.Errorf("suspended: Ready %+v next %v", ready, got.Status.NextScheduleTime)
+	}
+}
+
+func readyOf(obj interface{ GetConditions() []metav1.Condition }) *metav1.Condition {
+	return conditionOf(obj, backstopv1alpha1.ConditionReady)
+}
+
+func conditionOf(obj interface{ GetConditions() []metav1.Condition }, t string) *metav1.Condition {
+	for _, c := range obj.GetConditions() {
+		if c.Type == t {
+			c := c
+			return &c
+		}
+	}
+	return nil
+}
