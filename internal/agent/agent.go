@@ -39,7 +39,21 @@ func version() string {
 // stderr on failure, and returns the exit code: 0 on success, 1 on a failed
 // run, 2 on bad usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	LimitMemory()
 	return run(ctx, args, stdout, stderr, os.Getenv)
+}
+
+// MemoryLimit is the soft limit of the Go heap an agent run sets (unless
+// GOMEMLIMIT is set). The data path's live memory is about 30 MiB whatever
+// the data size (a 16 MiB upload part, the zstd window, age chunks); the
+// limit keeps the garbage collector from letting the heap double on top.
+const MemoryLimit = 40 << 20
+
+// LimitMemory applies MemoryLimit unless GOMEMLIMIT is set.
+func LimitMemory() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(MemoryLimit)
+	}
 }
 
 // UserMain runs the user commands `backstop verify [flags]` and
@@ -101,6 +115,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			res.Phase = PhaseFailed
 			res.Reason = reasonOf(ctx, err)
 			res.Message = c.redact(err.Error())
+			if res.Reason == ReasonDeadlineExceeded && c.timeout > 0 {
+				res.Message = fmt.Sprintf("the run did not finish within --timeout %s: %s", c.timeout, res.Message)
+			}
 			code = 1
 		} else {
 			res.Phase = PhaseSucceeded

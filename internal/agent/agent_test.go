@@ -31,6 +31,7 @@ type testEngine struct {
 	data      []byte
 	failAfter int
 	checkErr  error
+	block     bool
 	opts      engine.Options
 
 	mu            sync.Mutex
@@ -84,6 +85,11 @@ func (e *testEngine) Version(ctx context.Context) (string, error) { return "test
 func (e *testEngine) Dump(ctx context.Context, w io.Writer) error {
 	if e.checkErr != nil {
 		return e.checkErr
+	}
+	if e.block {
+		w.Write(e.data[:len(e.data)/2])
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	d := e.data
 	if e.failAfter >= 0 {
@@ -352,6 +358,12 @@ func TestAgent_Failures(t *testing.T) {
 				e.checkErr = engine.Errorf(engine.ReasonTargetAuthenticationFailed, "password authentication failed (password db-Pa55word-xyz)")
 				return e
 			}, want: ReasonTargetAuthenticationFailed},
+		{name: "backup: deadline", args: append([]string{"backup", "--engine", "testdb", "--encryption", "none", "--timeout", "300ms"}, f.storeArgs("team-a/orders/b5")...),
+			engine: func(t *testing.T) *testEngine {
+				e := useEngine(t, "testdb", data)
+				e.block = true
+				return e
+			}, want: ReasonDeadlineExceeded},
 		{name: "restore: target unreachable after verification", args: append([]string{"restore", "--engine", "testdb", "--identity-file", f.idFile}, f.storeArgs(artifact)...),
 			engine: func(t *testing.T) *testEngine {
 				e := useEngine(t, "testdb", nil)
@@ -372,6 +384,7 @@ func TestAgent_Failures(t *testing.T) {
 			args := append(tc.args, "--progress-interval", "0", "--termination-log", f.termLog)
 			os.Remove(f.termLog)
 			rr := runAgent(t, env, args...)
+			t.Logf("stderr: %s", rr.stderr)
 			if rr.code != 1 {
 				t.Fatalf("exit %d, want 1: %s %s", rr.code, rr.stdout, rr.stderr)
 			}

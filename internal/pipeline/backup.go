@@ -134,7 +134,7 @@ func Backup(ctx context.Context, o BackupOptions) (*manifest.Manifest, error) {
 	if _, err := o.Store.Stat(ctx, manifestKey); err == nil {
 		return nil, errorf(ReasonAlreadyExists, "a completed backup already exists at %s; refusing to overwrite it", o.ArtifactPath)
 	} else if !store.IsNotFound(err) {
-		return nil, withReason(ReasonStoreError, err)
+		return nil, withReason(ReasonStoreError, fmt.Errorf("checking the store: %w", err))
 	}
 
 	if err := o.Engine.Check(ctx); err != nil {

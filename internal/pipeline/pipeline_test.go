@@ -38,6 +38,8 @@ func newFS(t *testing.T) (*fsstore.Store, string) {
 	return s, root
 }
 
+type s3Config = s3store.Config
+
 func newS3(t *testing.T, srv *minio.Server, mut func(*s3store.Config)) *s3store.Store {
 	t.Helper()
 	c := s3store.Config{
