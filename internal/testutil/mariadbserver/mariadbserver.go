@@ -243,7 +243,7 @@ func (s *Server) Query(db, sql string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	args := []string{"--no-defaults", "--protocol=tcp", "--host=" + s.Host, "--port=" + strconv.Itoa(s.Port),
-		"--user=" + s.User, "--batch", "--skip-column-names", "--raw"}
+		"--user=" + s.User, "--batch", "--skip-column-names", "--raw", "--default-character-set=utf8mb4"}
 	if db != "" {
 		args = append(args, "--database="+db)
 	}

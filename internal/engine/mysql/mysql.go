@@ -1,0 +1,936 @@
+// Package mysql is the MySQL/MariaDB engine: mariadb-dump (or mysqldump) SQL
+// of one or more databases, restored through a staging schema and swapped in
+// with one RENAME TABLE statement.
+//
+// # Dump
+//
+// For each database, in order:
+//
+//	-- backstop-database: <name>
+//	(when several databases: CREATE DATABASE IF NOT EXISTS / USE lines)
+//	mariadb-dump --single-transaction --routines --triggers --skip-events --hex-blob <name>
+//	-- backstop-events: <name>
+//	mariadb-dump --no-create-info --no-data --skip-triggers --skip-routines --events <name>
+//
+// Everything is plain SQL (the markers are comments), so the stock client
+// restores it: `mariadb <db> < dump.sql`. The dump of one database names no
+// database: it carries no CREATE DATABASE or USE, and mariadb-dump writes view
+// definitions without the schema qualifier of their own database, so it can be
+// loaded into any schema. Events are dumped separately so that the restore can
+// keep them out of the staging schema, where the event scheduler would run
+// them against half-loaded tables.
+//
+// # Restore
+//
+// MySQL DDL is not transactional, so "atomic" means: nothing in the target
+// changes until the dump has loaded completely elsewhere, the table data is
+// swapped by a single RENAME TABLE statement (atomic in MySQL and MariaDB),
+// and any failure after that swaps back. For each database:
+//
+//  1. Load: a fresh schema backstop_stage_<random> gets the dump (the mariadb
+//     client stops at the first error). The load must end with mariadb-dump's
+//     "-- Dump completed" trailer and hold as many tables and sequences as the
+//     dump creates; otherwise the staging schema is dropped and the target was
+//     never touched.
+//  2. Program objects: triggers and routines, and views, are read back from
+//     the staging schema with mariadb-dump (relocatable SQL, as in the dump),
+//     then the staging triggers and views are dropped: RENAME TABLE cannot move
+//     a table with triggers, nor a view, to another schema. The target's own
+//     triggers, routines, views and events are saved the same way, for rollback.
+//  3. Swap: the target's triggers and views are dropped, then ONE statement
+//     RENAME TABLE db.t TO backstop_old_<random>.t, ..., stage.t TO db.t, ...
+//     exchanges all tables at once; tables that exist only in the target end up
+//     in the old schema, so they are gone after the restore.
+//  4. Rebuild: the target's old routines and events are dropped; the new
+//     triggers, routines, views and events are created in the target. If any
+//     of this fails, the tables are renamed back and the saved program objects
+//     recreated: the target is as it was.
+//  5. The old and staging schemas are dropped.
+//
+// Between steps 3 and 4 (milliseconds) a reader can see the new tables without
+// their triggers or views. Foreign keys move with their tables.
+//
+// Permissions: besides full rights on the target database, the restoring user
+// needs to create and drop the schemas backstop_stage_* and backstop_old_*
+// (GRANT ALL ON `backstop\_%`.* TO ...). Views, triggers and routines keep the
+// DEFINER of the dump; creating them for another definer needs SET USER (or
+// SUPER) on the restoring user.
+package mysql
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/backstop-io/backstop/internal/engine"
+)
+
+// Name is the engine's registered name.
+const Name = "mysql"
+
+const (
+	databaseMarker = "-- backstop-database: "
+	eventsMarker   = "-- backstop-events: "
+	stagePrefix    = "backstop_stage_"
+	oldPrefix      = "backstop_old_"
+	// maxObjectSQL bounds the program-object SQL (triggers, routines, views,
+	// events) held in memory during a restore.
+	maxObjectSQL = 64 << 20
+)
+
+func init() {
+	engine.Register(Name, func(o engine.Options) (engine.Engine, error) { return New(o) })
+}
+
+// Engine dumps and restores MySQL or MariaDB databases.
+type Engine struct {
+	opts engine.Options
+	// Dumper and Client are the client binaries; empty means mariadb-dump
+	// (or mysqldump) and mariadb (or mysql) from PATH.
+	Dumper, Client string
+}
+
+// New checks the options and returns the engine.
+func New(o engine.Options) (*Engine, error) {
+	if o.Host == "" {
+		return nil, errors.New("mysql: host is required")
+	}
+	switch o.TLSMode {
+	case "", "disable", "prefer", "require", "verify-ca", "verify-full":
+	default:
+		return nil, fmt.Errorf("mysql: unknown TLS mode %q", o.TLSMode)
+	}
+	for _, d := range o.Databases {
+		if d == "" || strings.ContainsAny(d, "\n\r\x00") {
+			return nil, fmt.Errorf("mysql: invalid database name %q", d)
+		}
+	}
+	return &Engine{opts: o}, nil
+}
+
+// Name implements engine.Engine.
+func (e *Engine) Name() string { return Name }
+
+func lookPath(names ...string) string {
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	return names[0]
+}
+
+func (e *Engine) dumper() string {
+	if e.Dumper != "" {
+		return e.Dumper
+	}
+	return lookPath("mariadb-dump", "mysqldump")
+}
+
+func (e *Engine) client() string {
+	if e.Client != "" {
+		return e.Client
+	}
+	return lookPath("mariadb", "mysql")
+}
+
+// connArgs are the connection arguments; the password is not among them.
+func (e *Engine) connArgs() []string {
+	args := []string{"--no-defaults", "--protocol=tcp", "--host=" + e.opts.Host, "--default-character-set=utf8mb4"}
+	if e.opts.Port != 0 {
+		args = append(args, "--port="+strconv.Itoa(e.opts.Port))
+	}
+	if e.opts.User != "" {
+		args = append(args, "--user="+e.opts.User)
+	}
+	switch e.opts.TLSMode {
+	case "require", "verify-ca":
+		args = append(args, "--ssl")
+	case "verify-full":
+		args = append(args, "--ssl", "--ssl-verify-server-cert")
+	case "disable":
+		args = append(args, "--skip-ssl")
+	}
+	return args
+}
+
+// command runs a client tool; the password reaches it through MYSQL_PWD.
+func (e *Engine) command(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	all := e.connArgs()
+	if bin == e.client() {
+		all = append(all, "--connect-timeout=15")
+	}
+	cmd := exec.CommandContext(ctx, bin, append(all, args...)...)
+	env := make([]string, 0, len(os.Environ())+1)
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "MYSQL_") || strings.HasPrefix(kv, "MARIADB_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if e.opts.Password != "" {
+		env = append(env, "MYSQL_PWD="+e.opts.Password)
+	}
+	cmd.Env = env
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	if e.opts.ScratchDir != "" {
+		cmd.Dir = e.opts.ScratchDir
+	}
+	return cmd
+}
+
+// exec runs SQL (any number of statements) in database db ("" for none) and
+// returns the raw tab-separated output rows.
+func (e *Engine) exec(ctx context.Context, db, sql, fallback string) (string, error) {
+	args := []string{"--batch", "--skip-column-names", "--raw"}
+	if db != "" {
+		args = append(args, "--database="+db)
+	}
+	cmd := e.command(ctx, e.client(), args...)
+	cmd.Stdin = strings.NewReader(sql)
+	var out bytes.Buffer
+	stderr := newTail(4096)
+	cmd.Stdout = &out
+	cmd.Stderr = stderr
+	if err := cmd.Run(); err != nil {
+		return "", classify(ctx, "mariadb", err, stderr.String(), fallback)
+	}
+	return strings.TrimSuffix(out.String(), "\n"), nil
+}
+
+// Check implements engine.Engine.
+func (e *Engine) Check(ctx context.Context) error {
+	_, err := e.exec(ctx, "", "SELECT 1", engine.ReasonTargetUnreachable)
+	return err
+}
+
+// Version implements engine.Engine.
+func (e *Engine) Version(ctx context.Context) (string, error) {
+	server, err := e.exec(ctx, "", "SELECT CONCAT(VERSION(), ' ', @@version_comment)", engine.ReasonTargetUnreachable)
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, e.dumper(), "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("mysql: %s --version: %w", e.dumper(), err)
+	}
+	return fmt.Sprintf("%s; %s", strings.TrimSpace(server), strings.TrimSpace(string(out))), nil
+}
+
+var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true}
+
+// databases is the configured list, or every user database.
+func (e *Engine) databases(ctx context.Context, fallback string) ([]string, error) {
+	if len(e.opts.Databases) > 0 {
+		return e.opts.Databases, nil
+	}
+	out, err := e.exec(ctx, "", "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME", fallback)
+	if err != nil {
+		return nil, err
+	}
+	var dbs []string
+	for _, d := range strings.Split(out, "\n") {
+		if d == "" || systemSchemas[d] || strings.HasPrefix(d, stagePrefix) || strings.HasPrefix(d, oldPrefix) {
+			continue
+		}
+		dbs = append(dbs, d)
+	}
+	if len(dbs) == 0 {
+		return nil, engine.Errorf(engine.ReasonDumpFailed, "mysql: the server has no user database to dump")
+	}
+	return dbs, nil
+}
+
+// DumpArgs are mariadb-dump's arguments for the main part of one database.
+var DumpArgs = []string{"--single-transaction", "--routines", "--triggers", "--skip-events", "--hex-blob", "--quick", "--skip-dump-date"}
+
+// EventArgs are mariadb-dump's arguments for the events of one database.
+var EventArgs = []string{"--no-create-info", "--no-data", "--skip-triggers", "--skip-routines", "--events", "--skip-dump-date"}
+
+// Dump implements engine.Engine.
+func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
+	dbs, err := e.databases(ctx, engine.ReasonDumpFailed)
+	if err != nil {
+		return err
+	}
+	for _, db := range dbs {
+		header := databaseMarker + db + "\n"
+		if len(dbs) > 1 {
+			header += "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db) + ";\nUSE " + quoteIdent(db) + ";\n"
+		}
+		if _, err := io.WriteString(w, header); err != nil {
+			return engine.WithReason(engine.ReasonDumpFailed, fmt.Errorf("writing the dump: %w", err))
+		}
+		if err := e.runDump(ctx, w, append(append([]string{}, DumpArgs...), "--", db)); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(w, "\n"+eventsMarker+db+"\n"); err != nil {
+			return engine.WithReason(engine.ReasonDumpFailed, fmt.Errorf("writing the dump: %w", err))
+		}
+		if err := e.runDump(ctx, w, append(append([]string{}, EventArgs...), "--", db)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) runDump(ctx context.Context, w io.Writer, args []string) error {
+	cmd := e.command(ctx, e.dumper(), args...)
+	stderr := newTail(8192)
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return engine.WithReason(engine.ReasonDumpFailed, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return engine.Errorf(engine.ReasonDumpFailed, "mysql: starting %s: %v", e.dumper(), err)
+	}
+	tr := &trailer{}
+	_, copyErr := io.Copy(io.MultiWriter(w, tr), stdout)
+	if copyErr != nil {
+		_ = cmd.Process.Kill()
+	}
+	waitErr := cmd.Wait()
+	if copyErr != nil {
+		return engine.WithReason(engine.ReasonDumpFailed, fmt.Errorf("writing the dump: %w", copyErr))
+	}
+	if waitErr != nil {
+		return classify(ctx, "mariadb-dump", waitErr, stderr.String(), engine.ReasonDumpFailed)
+	}
+	if !tr.complete() {
+		return engine.Errorf(engine.ReasonDumpFailed, "mysql: mariadb-dump ended without its completion trailer")
+	}
+	return nil
+}
+
+// trailer keeps the end of a stream and tells whether it ends with
+// mariadb-dump's "-- Dump completed" line.
+type trailer struct{ tail []byte }
+
+func (t *trailer) Write(p []byte) (int, error) {
+	const keep = 512
+	t.tail = append(t.tail, p...)
+	if len(t.tail) > keep {
+		t.tail = append(t.tail[:0], t.tail[len(t.tail)-keep:]...)
+	}
+	return len(p), nil
+}
+
+func (t *trailer) complete() bool {
+	s := strings.TrimRight(string(t.tail), "\n\r ")
+	i := strings.LastIndex(s, "\n")
+	return strings.HasPrefix(s[i+1:], "-- Dump completed")
+}
+
+// ---------------------------------------------------------------------------
+// Restore
+
+// section is one database of a dump, loaded into its staging schema.
+type section struct {
+	source  string // the name in the dump ("" for a stock dump without markers)
+	target  string
+	stage   string
+	events  bytes.Buffer
+	tables  int // CREATE TABLE statements seen
+	seqs    int // CREATE SEQUENCE statements seen
+	trailer bool
+}
+
+// Restore implements engine.Engine.
+func (e *Engine) Restore(ctx context.Context, r io.Reader) (err error) {
+	if err := e.Check(ctx); err != nil {
+		return err
+	}
+	var sections []*section
+	defer func() {
+		// Staging schemas never outlive the restore.
+		for _, s := range sections {
+			if s.stage != "" {
+				_, _ = e.exec(context.WithoutCancel(ctx), "", "DROP DATABASE IF EXISTS "+quoteIdent(s.stage), "")
+			}
+		}
+	}()
+	sections, err = e.load(ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := e.mapTargets(sections); err != nil {
+		return err
+	}
+	for _, s := range sections {
+		if err := e.verifyStage(ctx, s); err != nil {
+			return err
+		}
+	}
+	for _, s := range sections {
+		if err := e.swap(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) mapTargets(sections []*section) error {
+	if len(sections) == 0 {
+		return engine.Errorf(engine.ReasonRestoreFailed, "mysql: the dump holds no database; nothing was changed")
+	}
+	if len(sections) == 1 && len(e.opts.Databases) == 1 {
+		sections[0].target = e.opts.Databases[0]
+		return nil
+	}
+	want := map[string]bool{}
+	for _, d := range e.opts.Databases {
+		want[d] = true
+	}
+	for _, s := range sections {
+		if s.source == "" {
+			return engine.Errorf(engine.ReasonRestoreFailed, "mysql: a dump without database markers restores into exactly one database; nothing was changed")
+		}
+		if len(want) > 0 && !want[s.source] {
+			return engine.Errorf(engine.ReasonRestoreFailed, "mysql: the dump holds database %q, which is not among the target's databases; nothing was changed", s.source)
+		}
+		s.target = s.source
+	}
+	return nil
+}
+
+// load streams the dump into one staging schema per database.
+func (e *Engine) load(ctx context.Context, r io.Reader) ([]*section, error) {
+	var sections []*section
+	br := bufio.NewReaderSize(r, 64<<10)
+	var (
+		cur      *section
+		loader   *exec.Cmd
+		stdin    io.WriteCloser
+		stderr   *tail
+		inEvents bool
+		skipUse  int // lines of our own CREATE DATABASE / USE header still to drop
+		lastLine []byte
+	)
+	finish := func() error {
+		if loader == nil {
+			return nil
+		}
+		_ = stdin.Close()
+		err := loader.Wait()
+		loader = nil
+		if err != nil {
+			return classify(ctx, "mariadb", err, stderr.String(), engine.ReasonRestoreFailed)
+		}
+		return nil
+	}
+	abort := func(err error) ([]*section, error) {
+		if loader != nil {
+			_ = stdin.Close()
+			_ = loader.Process.Kill()
+			_ = loader.Wait()
+		}
+		return sections, err
+	}
+	start := func(source string) error {
+		stage := stagePrefix + randomHex(6)
+		s := &section{source: source, stage: stage}
+		sections = append(sections, s)
+		if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(stage)+" CHARACTER SET utf8mb4", engine.ReasonRestoreFailed); err != nil {
+			s.stage = ""
+			return err
+		}
+		cur, inEvents = s, false
+		loader = e.command(ctx, e.client(), "--batch", "--database="+stage)
+		stderr = newTail(8192)
+		loader.Stderr = stderr
+		loader.Stdout = io.Discard
+		var err error
+		if stdin, err = loader.StdinPipe(); err != nil {
+			return err
+		}
+		if err := loader.Start(); err != nil {
+			return engine.Errorf(engine.ReasonRestoreFailed, "mysql: starting the client: %v", err)
+		}
+		return nil
+	}
+	write := func(p []byte) error {
+		if inEvents {
+			if cur.events.Len()+len(p) > maxObjectSQL {
+				return engine.Errorf(engine.ReasonRestoreFailed, "mysql: the events of %q exceed %d bytes", cur.source, maxObjectSQL)
+			}
+			cur.events.Write(p)
+			return nil
+		}
+		if _, err := stdin.Write(p); err != nil {
+			// The client stopped reading: it failed; its error is reported by finish.
+			if ferr := finish(); ferr != nil {
+				return ferr
+			}
+			return engine.Errorf(engine.ReasonRestoreFailed, "mysql: loading the dump: %v", err)
+		}
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return abort(engine.WithReason(engine.ReasonRestoreFailed, err))
+		}
+		line, err := br.ReadSlice('\n')
+		long := errors.Is(err, bufio.ErrBufferFull)
+		if err != nil && !long && err != io.EOF {
+			return abort(engine.Errorf(engine.ReasonRestoreFailed, "mysql: reading the dump: %v; nothing was changed", err))
+		}
+		if len(line) > 0 {
+			if long {
+				// A long line (data) is passed through in pieces, never inspected.
+				if cur == nil {
+					if serr := start(""); serr != nil {
+						return abort(serr)
+					}
+				}
+				if werr := write(line); werr != nil {
+					return abort(werr)
+				}
+				for long {
+					line, err = br.ReadSlice('\n')
+					long = errors.Is(err, bufio.ErrBufferFull)
+					if err != nil && !long && err != io.EOF {
+						return abort(engine.Errorf(engine.ReasonRestoreFailed, "mysql: reading the dump: %v; nothing was changed", err))
+					}
+					if werr := write(line); werr != nil {
+						return abort(werr)
+					}
+				}
+				lastLine = append(lastLine[:0], "<data>"...)
+				if err == io.EOF {
+					break
+				}
+				continue
+			}
+			text := string(bytes.TrimRight(line, "\r\n"))
+			switch {
+			case strings.HasPrefix(text, databaseMarker):
+				if ferr := e.endSection(cur, lastLine, finish); ferr != nil {
+					return abort(ferr)
+				}
+				if serr := start(strings.TrimPrefix(text, databaseMarker)); serr != nil {
+					return abort(serr)
+				}
+				skipUse = 2
+				lastLine = lastLine[:0]
+				continue
+			case strings.HasPrefix(text, eventsMarker) && cur != nil && !inEvents:
+				if !isTrailer(lastLine) {
+					return abort(engine.Errorf(engine.ReasonRestoreFailed, "mysql: the dump of %q is incomplete (no completion trailer); nothing was changed", cur.source))
+				}
+				cur.trailer = true
+				if ferr := finish(); ferr != nil {
+					return abort(ferr)
+				}
+				inEvents = true
+				lastLine = lastLine[:0]
+				continue
+			}
+			if skipUse > 0 {
+				skipUse--
+				if strings.HasPrefix(text, "CREATE DATABASE IF NOT EXISTS `") || strings.HasPrefix(text, "USE `") {
+					continue
+				}
+				skipUse = 0
+			}
+			if cur == nil {
+				if serr := start(""); serr != nil {
+					return abort(serr)
+				}
+			}
+			if !inEvents {
+				if strings.HasPrefix(text, "CREATE TABLE `") {
+					cur.tables++
+				} else if strings.HasPrefix(text, "CREATE SEQUENCE `") {
+					cur.seqs++
+				}
+			}
+			if strings.TrimSpace(text) != "" {
+				lastLine = append(lastLine[:0], text...)
+			}
+			if werr := write(line); werr != nil {
+				return abort(werr)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if err := e.endSection(cur, lastLine, finish); err != nil {
+		return abort(err)
+	}
+	return sections, nil
+}
+
+// endSection closes the current section, checking that its dump completed.
+func (e *Engine) endSection(cur *section, lastLine []byte, finish func() error) error {
+	if cur == nil {
+		return nil
+	}
+	if !isTrailer(lastLine) {
+		return engine.Errorf(engine.ReasonRestoreFailed, "mysql: the dump%s is incomplete (no completion trailer); nothing was changed", forDB(cur.source))
+	}
+	if err := finish(); err != nil {
+		return err
+	}
+	if cur.source == "" {
+		cur.trailer = true
+	}
+	if !cur.trailer {
+		return engine.Errorf(engine.ReasonRestoreFailed, "mysql: the dump%s is incomplete; nothing was changed", forDB(cur.source))
+	}
+	return nil
+}
+
+func forDB(db string) string {
+	if db == "" {
+		return ""
+	}
+	return fmt.Sprintf(" of %q", db)
+}
+
+func isTrailer(line []byte) bool { return bytes.HasPrefix(line, []byte("-- Dump completed")) }
+
+// objects lists a schema's tables, views, triggers, routines and events.
+type objects struct {
+	tables, views, triggers, seqs []string
+	routines                      [][2]string // type, name
+	events                        []string
+}
+
+func (e *Engine) listObjects(ctx context.Context, db string) (*objects, error) {
+	q := fmt.Sprintf(`SELECT 'T', TABLE_TYPE, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %[1]s;
+SELECT 'G', '', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %[1]s;
+SELECT 'R', ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %[1]s;
+SELECT 'E', '', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %[1]s;`, quoteString(db))
+	out, err := e.exec(ctx, "", q, engine.ReasonRestoreFailed)
+	if err != nil {
+		return nil, err
+	}
+	o := &objects{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.SplitN(line, "\t", 3)
+		if len(f) != 3 {
+			continue
+		}
+		switch f[0] {
+		case "T":
+			switch f[1] {
+			case "VIEW":
+				o.views = append(o.views, f[2])
+			case "SEQUENCE":
+				o.seqs = append(o.seqs, f[2])
+				o.tables = append(o.tables, f[2])
+			case "TEMPORARY":
+			default:
+				o.tables = append(o.tables, f[2])
+			}
+		case "G":
+			o.triggers = append(o.triggers, f[2])
+		case "R":
+			o.routines = append(o.routines, [2]string{f[1], f[2]})
+		case "E":
+			o.events = append(o.events, f[2])
+		}
+	}
+	return o, nil
+}
+
+// verifyStage checks that the staging schema holds what the dump created.
+func (e *Engine) verifyStage(ctx context.Context, s *section) error {
+	o, err := e.listObjects(ctx, s.stage)
+	if err != nil {
+		return err
+	}
+	if got := len(o.tables) - len(o.seqs); got != s.tables {
+		return engine.Errorf(engine.ReasonRestoreFailed, "mysql: the dump%s creates %d tables but %d were loaded; nothing was changed", forDB(s.source), s.tables, got)
+	}
+	if len(o.seqs) != s.seqs {
+		return engine.Errorf(engine.ReasonRestoreFailed, "mysql: the dump%s creates %d sequences but %d were loaded; nothing was changed", forDB(s.source), s.seqs, len(o.seqs))
+	}
+	return nil
+}
+
+// programSQL dumps the triggers and routines, and the views, of db as SQL
+// that recreates them in whatever database it runs in.
+func (e *Engine) programSQL(ctx context.Context, db string, o *objects, withEvents bool) (string, error) {
+	var all bytes.Buffer
+	args := []string{"--no-data", "--no-create-info", "--triggers", "--routines", "--skip-dump-date", "--skip-events"}
+	if withEvents {
+		args[len(args)-1] = "--events"
+	}
+	if err := e.captureDump(ctx, &all, append(args, "--", db)); err != nil {
+		return "", err
+	}
+	if len(o.views) > 0 {
+		args := append([]string{"--no-data", "--skip-triggers", "--skip-routines", "--skip-events", "--skip-dump-date", "--", db}, o.views...)
+		if err := e.captureDump(ctx, &all, args); err != nil {
+			return "", err
+		}
+	}
+	return all.String(), nil
+}
+
+func (e *Engine) captureDump(ctx context.Context, buf *bytes.Buffer, args []string) error {
+	cmd := e.command(ctx, e.dumper(), args...)
+	stderr := newTail(4096)
+	cmd.Stderr = stderr
+	lw := &limitWriter{w: buf, n: maxObjectSQL}
+	cmd.Stdout = lw
+	if err := cmd.Run(); err != nil {
+		if lw.over {
+			return engine.Errorf(engine.ReasonRestoreFailed, "mysql: program objects exceed %d bytes", maxObjectSQL)
+		}
+		return classify(ctx, "mariadb-dump", err, stderr.String(), engine.ReasonRestoreFailed)
+	}
+	buf.WriteString("\n")
+	return nil
+}
+
+type limitWriter struct {
+	w    io.Writer
+	n    int
+	over bool
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.n {
+		l.over = true
+		return 0, errors.New("limit exceeded")
+	}
+	l.n -= len(p)
+	return l.w.Write(p)
+}
+
+func dropStatements(db string, o *objects, triggers, views, routines, events bool) string {
+	var b strings.Builder
+	q := quoteIdent(db)
+	if triggers {
+		for _, t := range o.triggers {
+			fmt.Fprintf(&b, "DROP TRIGGER IF EXISTS %s.%s;\n", q, quoteIdent(t))
+		}
+	}
+	if views {
+		for _, v := range o.views {
+			fmt.Fprintf(&b, "DROP VIEW IF EXISTS %s.%s;\n", q, quoteIdent(v))
+		}
+	}
+	if routines {
+		for _, r := range o.routines {
+			fmt.Fprintf(&b, "DROP %s IF EXISTS %s.%s;\n", r[0], q, quoteIdent(r[1]))
+		}
+	}
+	if events {
+		for _, ev := range o.events {
+			fmt.Fprintf(&b, "DROP EVENT IF EXISTS %s.%s;\n", q, quoteIdent(ev))
+		}
+	}
+	return b.String()
+}
+
+// swap replaces the target database of s with its staging schema.
+func (e *Engine) swap(ctx context.Context, s *section) (err error) {
+	target := s.target
+	if _, err := e.exec(ctx, "", "CREATE DATABASE IF NOT EXISTS "+quoteIdent(target), engine.ReasonRestoreFailed); err != nil {
+		return err
+	}
+	newObj, err := e.listObjects(ctx, s.stage)
+	if err != nil {
+		return err
+	}
+	oldObj, err := e.listObjects(ctx, target)
+	if err != nil {
+		return err
+	}
+	newSQL, err := e.programSQL(ctx, s.stage, newObj, false)
+	if err != nil {
+		return err
+	}
+	oldSQL, err := e.programSQL(ctx, target, oldObj, true)
+	if err != nil {
+		return err
+	}
+	// Staging: remove what cannot move with RENAME TABLE.
+	if drop := dropStatements(s.stage, newObj, true, true, false, false); drop != "" {
+		if _, err := e.exec(ctx, "", drop, engine.ReasonRestoreFailed); err != nil {
+			return err
+		}
+	}
+	old := oldPrefix + randomHex(6)
+	if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(old), engine.ReasonRestoreFailed); err != nil {
+		return err
+	}
+	bg := context.WithoutCancel(ctx)
+	defer func() {
+		_, _ = e.exec(bg, "", "SET SESSION foreign_key_checks = 0; DROP DATABASE IF EXISTS "+quoteIdent(old), "")
+	}()
+
+	// From here on the target changes; every failure rolls back.
+	swapped := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		if rerr := e.rollback(bg, s, old, oldObj, newObj, oldSQL, swapped); rerr != nil {
+			err = engine.Errorf(engine.ReasonRestoreFailed, "%v; ROLLBACK FAILED, the target %q needs attention: %v", err, target, rerr)
+		} else {
+			err = engine.Errorf(engine.ReasonRestoreFailed, "%v; the target was restored to its previous state", err)
+		}
+	}()
+	if drop := dropStatements(target, oldObj, true, true, false, false); drop != "" {
+		if _, err := e.exec(ctx, "", drop, engine.ReasonRestoreFailed); err != nil {
+			return err
+		}
+	}
+	if rename := renameStatement(target, old, oldObj.tables, s.stage, target, newObj.tables); rename != "" {
+		if _, err := e.exec(ctx, "", rename, engine.ReasonRestoreFailed); err != nil {
+			return err
+		}
+	}
+	swapped = true
+	rebuild := dropStatements(target, oldObj, false, false, true, true)
+	if _, err := e.exec(ctx, "", rebuild+"SELECT 1", engine.ReasonRestoreFailed); err != nil {
+		return err
+	}
+	if _, err := e.exec(ctx, target, newSQL+"\n"+s.events.String(), engine.ReasonRestoreFailed); err != nil {
+		return err
+	}
+	return nil
+}
+
+// renameStatement moves fromTables of a to b and toTables of c to d, in one statement.
+func renameStatement(a, b string, fromTables []string, c, d string, toTables []string) string {
+	var parts []string
+	for _, t := range fromTables {
+		parts = append(parts, fmt.Sprintf("%s.%s TO %s.%s", quoteIdent(a), quoteIdent(t), quoteIdent(b), quoteIdent(t)))
+	}
+	for _, t := range toTables {
+		parts = append(parts, fmt.Sprintf("%s.%s TO %s.%s", quoteIdent(c), quoteIdent(t), quoteIdent(d), quoteIdent(t)))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "RENAME TABLE " + strings.Join(parts, ", ") + ";"
+}
+
+// rollback puts the target back as it was before swap touched it.
+func (e *Engine) rollback(ctx context.Context, s *section, old string, oldObj, newObj *objects, oldSQL string, swapped bool) error {
+	target := s.target
+	cur, err := e.listObjects(ctx, target)
+	if err != nil {
+		return err
+	}
+	drop := dropStatements(target, cur, true, true, true, true)
+	if drop != "" {
+		if _, err := e.exec(ctx, "", drop, ""); err != nil {
+			return err
+		}
+	}
+	if swapped {
+		if rename := renameStatement(target, s.stage, newObj.tables, old, target, oldObj.tables); rename != "" {
+			if _, err := e.exec(ctx, "", rename, ""); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = e.exec(ctx, target, oldSQL, "")
+	return err
+}
+
+// classify turns a client failure into an engine error with a reason. The
+// clients never print the password (it is not in argv, and they do not echo it).
+func classify(ctx context.Context, tool string, err error, stderr, fallback string) error {
+	msg := lastLines(stderr)
+	if msg == "" {
+		msg = err.Error()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() {
+			msg = fmt.Sprintf("%s was killed by signal %v: %s", tool, st.Signal(), msg)
+		} else {
+			msg = fmt.Sprintf("%s exited with %d: %s", tool, ee.ExitCode(), msg)
+		}
+	} else {
+		msg = fmt.Sprintf("%s: %v: %s", tool, err, msg)
+	}
+	if ctx.Err() != nil {
+		msg += " (" + ctx.Err().Error() + ")"
+	}
+	reason := fallback
+	switch {
+	case containsAny(stderr, "ERROR 1045 ", "ERROR 1044 ", "ERROR 1698 ", "error: 1045:", "error: 1044:", "error: 1698:",
+		"Access denied for user"):
+		reason = engine.ReasonTargetAuthenticationFailed
+	case containsAny(stderr, "ERROR 2002 ", "ERROR 2003 ", "ERROR 2005 ", "ERROR 2006 ", "ERROR 2013 ", "ERROR 2026 ",
+		"error: 2002:", "error: 2003:", "error: 2005:", "error: 2006:", "error: 2013:", "error: 2026:",
+		"Can't connect to", "Unknown server host", "Lost connection to server", "server has gone away"):
+		reason = engine.ReasonTargetUnreachable
+	}
+	if reason == "" {
+		return errors.New(msg)
+	}
+	return engine.Errorf(reason, "%s", msg)
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	var keep []string
+	for i := len(lines) - 1; i >= 0 && len(keep) < 6; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			keep = append([]string{l}, keep...)
+		}
+	}
+	return strings.Join(keep, "; ")
+}
+
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+func quoteString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, "'", "''", "\x00", `\0`).Replace(s) + "'"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// tail keeps the last n bytes written to it.
+type tail struct {
+	n   int
+	buf []byte
+}
+
+func newTail(n int) *tail { return &tail{n: n} }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.n {
+		t.buf = append(t.buf[:0:0], t.buf[len(t.buf)-t.n:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return string(t.buf) }
