@@ -283,6 +283,18 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 		return
 	}
 
+	if op != opBackup {
+		// Restores read compression and encryption from the manifest; they
+		// need only what opens the artifact.
+		switch enc := bs.Spec.Encryption; {
+		case enc.PassphraseSecretRef != nil:
+			b.envFromSecret("BACKSTOP_AGE_PASSPHRASE", *enc.PassphraseSecretRef)
+		case enc.Recipients != nil && enc.Recipients.IdentitySecretRef != nil:
+			// The private key is mounted into restore and verify Jobs only.
+			b.flag("identity-file", b.addSecretFile("identity", mountIdentity, *enc.Recipients.IdentitySecretRef))
+		}
+		return
+	}
 	if c := bs.Spec.Compression; c != nil {
 		if c.Algorithm != "" {
 			b.flag("compression", string(c.Algorithm))
@@ -301,16 +313,11 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 		b.envFromSecret("BACKSTOP_AGE_PASSPHRASE", *enc.PassphraseSecretRef)
 	case enc.Recipients != nil:
 		b.flag("encryption", "x25519")
-		if op == opBackup {
-			for _, k := range enc.Recipients.PublicKeys {
-				b.flag("recipient", k)
-			}
-			if enc.Recipients.PublicKeysSecretRef != nil {
-				b.flag("recipients-file", b.addSecretFile("recipients", mountRecipients, *enc.Recipients.PublicKeysSecretRef))
-			}
-		} else if enc.Recipients.IdentitySecretRef != nil {
-			// The private key is mounted into restore and verify Jobs only.
-			b.flag("identity-file", b.addSecretFile("identity", mountIdentity, *enc.Recipients.IdentitySecretRef))
+		for _, k := range enc.Recipients.PublicKeys {
+			b.flag("recipient", k)
+		}
+		if enc.Recipients.PublicKeysSecretRef != nil {
+			b.flag("recipients-file", b.addSecretFile("recipients", mountRecipients, *enc.Recipients.PublicKeysSecretRef))
 		}
 	}
 }

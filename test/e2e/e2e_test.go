@@ -56,9 +56,10 @@ func pgTarget(t *testing.T, e *env, pg *pgserver.Server, ns, db string) *backsto
 INSERT INTO orders SELECT g, 'item-' || g, g % 7 FROM generate_series(1, 500) g;
 CREATE TABLE customers (id int PRIMARY KEY, name text);
 INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace');`)
-	e.secret(t, ns, "pg-"+db, map[string]string{"password": pg.Password})
+	name := "pg-" + strings.ReplaceAll(db, "_", "-")
+	e.secret(t, ns, name, map[string]string{"password": pg.Password})
 	bt := &backstopv1alpha1.BackupTarget{
-		ObjectMeta: metav1.ObjectMeta{Name: "pg-" + strings.ReplaceAll(db, "_", "-"), Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: backstopv1alpha1.BackupTargetSpec{Postgres: &backstopv1alpha1.PostgresTarget{
 			DatabaseConnection: backstopv1alpha1.DatabaseConnection{
 				Host:    pg.Host,
@@ -66,7 +67,7 @@ INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace');`)
 				TLSMode: backstopv1alpha1.TLSDisable,
 				Credentials: backstopv1alpha1.DatabaseCredentials{
 					Username:          pg.User,
-					PasswordSecretRef: backstopv1alpha1.SecretKeySelector{Name: "pg-" + db, Key: "password"},
+					PasswordSecretRef: backstopv1alpha1.SecretKeySelector{Name: name, Key: "password"},
 				},
 			},
 			Database: db,
@@ -175,7 +176,7 @@ func testScheduleAndRetention(t *testing.T, e *env, pg *pgserver.Server) {
 		g.Expect(sched.Status.LastSuccessfulTime).NotTo(BeNil())
 		g.Expect(readyOf(sched).Status).To(Equal(metav1.ConditionTrue))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
-	g.Expect(e.eventReasons(t, ns, sched.Name)).To(ContainElements(controllers.ReasonBackupCreated, controllers.ReasonPruned))
+	g.Eventually(func() []string { return e.eventReasons(t, ns, sched.Name) }).WithTimeout(10 * time.Second).Should(ContainElements(controllers.ReasonBackupCreated, controllers.ReasonPruned))
 }
 
 func testRestore(t *testing.T, e *env, pg *pgserver.Server) {
@@ -231,7 +232,7 @@ UPDATE customers SET name = 'Changed' WHERE id = 1; CREATE TABLE extra (x int); 
 		g.Expect(got.Status.Phase).To(Equal(backstopv1alpha1.RestoreSucceeded))
 	}).WithTimeout(8 * time.Second).WithPolling(time.Second).Should(Succeed())
 	g.Expect(pg.MustQuery(t, "restore_db", `SELECT name FROM customers WHERE id = 3`)).To(Equal("after the restore"))
-	g.Expect(e.eventReasons(t, ns, rs.Name)).To(ContainElement(backstopv1alpha1.ReasonSucceeded))
+	g.Eventually(func() []string { return e.eventReasons(t, ns, rs.Name) }).WithTimeout(10 * time.Second).Should(ContainElement(backstopv1alpha1.ReasonSucceeded))
 }
 
 func testRestoreRefusesBadArtifacts(t *testing.T, e *env, pg *pgserver.Server) {
@@ -271,7 +272,7 @@ func testRestoreRefusesBadArtifacts(t *testing.T, e *env, pg *pgserver.Server) {
 	g.Expect(readyOf(rs).Reason).To(Equal(backstopv1alpha1.ReasonDecryptionFailed))
 	g.Expect(e.jobsLabelled(t, ns, controllers.LabelRestore, rs.Name)).To(HaveLen(1), "only the verify Job ran")
 	g.Expect(pgSums(t, pg, "damaged_db")).To(Equal(current), "the target must be untouched")
-	g.Expect(e.eventReasons(t, ns, rs.Name)).To(ContainElement(backstopv1alpha1.ReasonDecryptionFailed))
+	g.Eventually(func() []string { return e.eventReasons(t, ns, rs.Name) }).WithTimeout(10 * time.Second).Should(ContainElement(backstopv1alpha1.ReasonDecryptionFailed))
 
 	// One flipped byte in the stored artifact.
 	key := path.Join("e2e", bk.Status.ArtifactPath, bk.Status.DataObject)
@@ -324,7 +325,7 @@ func testWrongCredentials(t *testing.T, e *env, pg *pgserver.Server) {
 		g.Expect(c.Reason).To(Equal(backstopv1alpha1.ReasonAuthenticationFailed))
 		g.Expect(c.Message).NotTo(ContainSubstring("not-the-secret"))
 	}).WithTimeout(60 * time.Second).Should(Succeed())
-	g.Expect(e.eventReasons(t, ns, store.Name)).To(ContainElement(backstopv1alpha1.ReasonAuthenticationFailed))
+	g.Eventually(func() []string { return e.eventReasons(t, ns, store.Name) }).WithTimeout(10 * time.Second).Should(ContainElement(backstopv1alpha1.ReasonAuthenticationFailed))
 
 	e.waitReady(t, target)
 	e.create(t, onDemandBackup(ns, "doomed", target.Name, store.Name))
@@ -338,7 +339,7 @@ func testWrongCredentials(t *testing.T, e *env, pg *pgserver.Server) {
 // so that pg_dump waits on it; release ends the session.
 func lockTable(t *testing.T, pg *pgserver.Server, db, table string) (release func()) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(pg.BinDir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1")
+	cmd := exec.Command(filepath.Join(pg.BinDir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1")
 	cmd.Env = pg.Env(db)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
