@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 )
@@ -107,7 +106,8 @@ func CleanKey(key string) (string, error) {
 	return key, nil
 }
 
-// JoinKey joins key elements with "/", skipping empty ones.
+// JoinKey joins key elements with "/", skipping empty ones. It does not
+// clean "." or ".." away: CleanKey rejects them afterwards.
 func JoinKey(elems ...string) string {
 	var parts []string
 	for _, e := range elems {
@@ -116,7 +116,18 @@ func JoinKey(elems ...string) string {
 			parts = append(parts, e)
 		}
 	}
-	return path.Join(parts...)
+	return strings.Join(parts, "/")
+}
+
+// FullKey validates key and puts prefix in front of it.
+func FullKey(prefix, key string) (string, error) {
+	if _, err := CleanKey(key); err != nil {
+		return "", err
+	}
+	if prefix = strings.Trim(prefix, "/"); prefix == "" {
+		return key, nil
+	}
+	return CleanKey(prefix + "/" + key)
 }
 
 // ProbeKey returns a fresh key for a probe object.

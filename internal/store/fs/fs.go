@@ -51,7 +51,7 @@ func New(c Config) (*Store, error) {
 func (s *Store) String() string { return "filesystem store " + s.root }
 
 func (s *Store) path(op, key string) (string, error) {
-	k, err := store.CleanKey(store.JoinKey(s.prefix, key))
+	k, err := store.FullKey(s.prefix, key)
 	if err != nil {
 		return "", &store.Error{Reason: store.ReasonStoreError, Op: op, Err: err}
 	}

@@ -147,7 +147,7 @@ func New(c Config) (*Store, error) {
 func (s *Store) String() string { return fmt.Sprintf("s3 bucket %q at %s", s.bucket, s.endpoint) }
 
 func (s *Store) key(op, key string) (string, error) {
-	k, err := store.CleanKey(store.JoinKey(s.prefix, key))
+	k, err := store.FullKey(s.prefix, key)
 	if err != nil {
 		return "", &store.Error{Reason: store.ReasonStoreError, Op: op, Err: err}
 	}

@@ -1,0 +1,68 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/backstop-io/backstop/internal/store"
+)
+
+func TestStore(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := New(Config{Root: root, Prefix: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "a/b/c.txt", strings.NewReader("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "p/a/b/c.txt")); string(b) != "hello" {
+		t.Fatalf("content %q", b)
+	}
+	if oi, err := s.Stat(ctx, "a/b/c.txt"); err != nil || oi.Size != 5 {
+		t.Fatalf("stat %+v %v", oi, err)
+	}
+	if objs, err := s.List(ctx, "a/"); err != nil || len(objs) != 1 || objs[0].Key != "a/b/c.txt" {
+		t.Fatalf("list %+v %v", objs, err)
+	}
+	if _, err := s.Get(ctx, "a/missing"); !store.IsNotFound(err) {
+		t.Fatalf("get missing: %v", err)
+	}
+	// A failing reader leaves nothing, not even a temporary file.
+	boom := errors.New("boom")
+	if err := s.Put(ctx, "a/b/d.txt", io.MultiReader(strings.NewReader("part"), errReader{boom})); !errors.Is(err, boom) {
+		t.Fatalf("put with failing reader: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "p/a/b"))
+	if len(entries) != 1 {
+		t.Fatalf("left behind: %v", entries)
+	}
+	for _, k := range []string{"../x", "/abs", "a//b", "a/./b"} {
+		if err := s.Put(ctx, k, strings.NewReader("x")); err == nil {
+			t.Errorf("key %q accepted", k)
+		}
+	}
+	if err := s.Probe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "a/b/c.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "p/a")); !os.IsNotExist(err) {
+		t.Fatal("empty directories left after delete")
+	}
+	missing, _ := New(Config{Root: filepath.Join(root, "nope")})
+	if err := missing.Probe(ctx); store.ReasonOf(err) != store.ReasonBucketNotFound {
+		t.Fatalf("missing root: %v", err)
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
