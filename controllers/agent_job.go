@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -100,6 +101,12 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 	tmpl := s.Template
 	if tmpl == nil {
 		tmpl = &backstopv1alpha1.JobTemplate{}
+	}
+	if d := tmpl.ActiveDeadlineSeconds; d != nil {
+		// The agent stops itself a little before the Job's deadline, so that
+		// it can clean up and report DeadlineExceeded rather than be killed.
+		margin := min(*d/10, 30)
+		b.flag("timeout", (time.Duration(*d-margin) * time.Second).String())
 	}
 	image := opts.Image
 	if tmpl.Image != "" {

@@ -21,6 +21,7 @@ import (
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/internal/conditions"
+	"github.com/backstop-io/backstop/internal/pipeline"
 )
 
 // How long to wait before looking again at something that changes by itself
@@ -328,7 +329,7 @@ func (r *BackupReconciler) deleteArtifact(ctx context.Context, bk *backstopv1alp
 	if st == nil {
 		return r.deleteWithJob(ctx, bk, bs)
 	}
-	if err := deleteArtifactObjects(ctx, st, bk.Status.ArtifactPath); err != nil {
+	if err := pipeline.DeleteArtifact(ctx, st, bk.Status.ArtifactPath); err != nil {
 		return false, userErrorf(backstopv1alpha1.ReasonStoreUnreachable, "%v", err)
 	}
 	return true, nil

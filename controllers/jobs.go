@@ -100,21 +100,3 @@ func readManifest(ctx context.Context, st store.Store, artifactPath string) (*ma
 	}
 	return m, nil
 }
-
-// deleteArtifactObjects deletes the manifest first, then every other object
-// of the artifact.
-func deleteArtifactObjects(ctx context.Context, st store.Store, artifactPath string) error {
-	if err := st.Delete(ctx, path.Join(artifactPath, manifest.FileName)); err != nil {
-		return err
-	}
-	objs, err := st.List(ctx, artifactPath+"/")
-	if err != nil {
-		return err
-	}
-	for _, o := range objs {
-		if err := st.Delete(ctx, o.Key); err != nil {
-			return err
-		}
-	}
-	return nil
-}

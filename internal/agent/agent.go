@@ -62,7 +62,7 @@ func UserMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return runUser(ctx, args, stdout, stderr, os.Getenv)
 }
 
-const agentUsage = `usage: backstop agent <backup|restore|verify> [flags]
+const agentUsage = `usage: backstop agent <backup|restore|verify|delete> [flags]
 Run "backstop agent <command> -h" for the flags.
 `
 
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	cmd := args[0]
 	switch cmd {
-	case "backup", "restore", "verify":
+	case "backup", "restore", "verify", "delete":
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, agentUsage)
 		return 0
@@ -88,11 +88,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	c := &config{}
 	fs := flag.NewFlagSet("backstop agent "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c.engineFlags(fs)
 	c.storeFlags(fs)
-	if cmd == "backup" {
+	switch cmd {
+	case "backup":
+		c.engineFlags(fs)
 		c.encryptFlags(fs)
-	} else {
+	case "restore", "verify":
+		c.engineFlags(fs)
 		c.decryptFlags(fs)
 	}
 	c.runFlags(fs, true)
@@ -156,6 +158,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	switch cmd {
+	case "delete":
+		// Used for stores only a pod can reach (a volume): the operator
+		// deletes S3 artifacts itself.
+		return finish(pipeline.DeleteArtifact(ctx, st, c.artifactPath), nil)
+
 	case "backup":
 		eng, err := c.newEngine()
 		if err != nil {
@@ -251,6 +258,8 @@ func fillFromManifest(r *Result, m *manifest.Manifest) {
 
 func successMessage(cmd string, m *manifest.Manifest) string {
 	switch cmd {
+	case "delete":
+		return "Deleted the artifact"
 	case "backup":
 		return fmt.Sprintf("Stored %s (%d bytes, %d bytes of plaintext)", m.DataObject, m.StoredSize, m.PlaintextSize)
 	case "restore":

@@ -1,0 +1,30 @@
+package pipeline
+
+import (
+	"context"
+	"path"
+
+	"github.com/backstop-io/backstop/internal/store"
+)
+
+// DeleteArtifact removes an artifact: the manifest first, so that a
+// half-deleted artifact is never taken for a backup, then every other object
+// under the artifact path. Deleting what is already gone is not an error.
+func DeleteArtifact(ctx context.Context, st store.Store, artifactPath string) error {
+	if err := checkArtifactPath(artifactPath); err != nil {
+		return err
+	}
+	if err := st.Delete(ctx, ManifestKey(artifactPath)); err != nil {
+		return err
+	}
+	objs, err := st.List(ctx, path.Clean(artifactPath)+"/")
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := st.Delete(ctx, o.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
