@@ -375,7 +375,7 @@ func lockTable(t *testing.T, pg *pgserver.Server, db, table string) (release fun
 func waitDumpBlocked(t *testing.T, pg *pgserver.Server, db string) {
 	t.Helper()
 	NewWithT(t).Eventually(func() string {
-		out, _ := pg.Query("postgres", fmt.Sprintf(`SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND application_name = 'pg_dump' AND wait_event_type = 'Lock'`, db))
+		out, _ := pg.Query("postgres", fmt.Sprintf(`SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND application_name = 'backstop' AND wait_event_type = 'Lock'`, db))
 		return out
 	}).WithTimeout(60*time.Second).WithPolling(200*time.Millisecond).Should(Equal("1"), "pg_dump never started waiting on the lock")
 }
