@@ -23,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/controllers"
@@ -177,6 +178,46 @@ func testScheduleAndRetention(t *testing.T, e *env, pg *pgserver.Server) {
 		g.Expect(readyOf(sched).Status).To(Equal(metav1.ConditionTrue))
 	}).WithTimeout(30 * time.Second).Should(Succeed())
 	g.Eventually(func() []string { return e.eventReasons(t, ns, sched.Name) }).WithTimeout(10 * time.Second).Should(ContainElements(controllers.ReasonBackupCreated, controllers.ReasonPruned))
+
+	// The manager's registry has the numbers a dashboard needs.
+	g.Expect(metricValue(t, "backstop_backups_total", map[string]string{"namespace": ns, "target": target.Name, "result": "Succeeded"})).To(BeNumerically(">=", 2))
+	g.Expect(metricValue(t, "backstop_backup_last_success_timestamp_seconds", map[string]string{"namespace": ns, "target": target.Name})).To(BeNumerically(">=", float64(time.Now().Add(-10*time.Minute).Unix())))
+	g.Expect(metricValue(t, "backstop_backup_stored_bytes", map[string]string{"namespace": ns, "target": target.Name})).To(BeNumerically("==", newer.Status.StoredBytes))
+	g.Expect(metricValue(t, "backstop_schedule_next_run_timestamp_seconds", map[string]string{"namespace": ns, "schedule": sched.Name})).To(BeNumerically(">", float64(first.Add(time.Minute).Unix())))
+}
+
+// metricValue reads one sample from the operator's metrics registry (the
+// operator runs in this process); -1 when there is none.
+func metricValue(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }
 
 func testRestore(t *testing.T, e *env, pg *pgserver.Server) {
