@@ -1,0 +1,125 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
+)
+
+func newBackupReconciler(t *testing.T, objs ...client.Object) *BackupReconciler {
+	t.Helper()
+	targetIndex := func(o client.Object) []string {
+		switch o := o.(type) {
+		case *backstopv1alpha1.Backup:
+			return []string{o.Spec.TargetRef.Name}
+		case *backstopv1alpha1.Restore:
+			return []string{o.Spec.TargetRef.Name}
+		}
+		return nil
+	}
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).
+		WithStatusSubresource(&backstopv1alpha1.Backup{}, &backstopv1alpha1.Restore{}, &backstopv1alpha1.BackupStore{}, &backstopv1alpha1.BackupTarget{}).
+		WithIndex(&backstopv1alpha1.Backup{}, indexTargetName, targetIndex).
+		WithIndex(&backstopv1alpha1.Restore{}, indexTargetName, targetIndex).
+		WithObjects(objs...).Build()
+	return &BackupReconciler{Client: c, APIReader: c, Recorder: events.NewFakeRecorder(100),
+		Clock: clocktesting.NewFakeClock(time.Now()), Agent: DefaultAgentOptions()}
+}
+
+func readyStoreAndTarget() (*backstopv1alpha1.BackupStore, *backstopv1alpha1.BackupTarget) {
+	st, tg := testStore(), testTarget()
+	st.Generation, tg.Generation = 1, 1
+	conditions.MarkReady(st, backstopv1alpha1.ReasonSucceeded, "ok")
+	conditions.MarkReady(tg, backstopv1alpha1.ReasonSucceeded, "ok")
+	return st, tg
+}
+
+func reconcileBackup(t *testing.T, r *BackupReconciler, name string) *backstopv1alpha1.Backup {
+	t.Helper()
+	for i := 0; i < 2; i++ { // the first pass adds the finalizer
+		if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "shop", Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bk := &backstopv1alpha1.Backup{}
+	if err := r.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: name}, bk); err != nil {
+		t.Fatal(err)
+	}
+	return bk
+}
+
+func TestBackupReconciler_WaitsForRestoreOfSameTarget(t *testing.T) {
+	st, tg := readyStoreAndTarget()
+	restore := &backstopv1alpha1.Restore{
+		ObjectMeta: metav1.ObjectMeta{Name: "rollback", Namespace: "shop"},
+		Spec:       backstopv1alpha1.RestoreSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name}},
+		Status:     backstopv1alpha1.RestoreStatus{Phase: backstopv1alpha1.RestoreRestoring},
+	}
+	bk := &backstopv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "shop", Generation: 1},
+		Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name},
+			StoreRef: backstopv1alpha1.LocalObjectReference{Name: st.Name}},
+	}
+	r := newBackupReconciler(t, st, tg, restore, bk)
+	got := reconcileBackup(t, r, "b")
+	if got.Status.Phase != backstopv1alpha1.BackupPending {
+		t.Errorf("phase %s, want Pending", got.Status.Phase)
+	}
+	if c := conditions.Get(got, backstopv1alpha1.ConditionReconciling); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("not Reconciling while waiting: %v", got.Status.Conditions)
+	}
+	jobs := &batchv1.JobList{}
+	if err := r.List(context.Background(), jobs); err != nil || len(jobs.Items) != 0 {
+		t.Fatalf("a backup Job started during a restore: %v %v", jobs.Items, err)
+	}
+
+	// Once the restore is over, the backup starts.
+	restore.Status.Phase = backstopv1alpha1.RestoreSucceeded
+	if err := r.Status().Update(context.Background(), restore); err != nil {
+		t.Fatal(err)
+	}
+	got = reconcileBackup(t, r, "b")
+	if got.Status.Phase != backstopv1alpha1.BackupRunning || got.Status.JobName == "" {
+		t.Fatalf("phase %s job %q, want Running with a Job", got.Status.Phase, got.Status.JobName)
+	}
+	if err := r.List(context.Background(), jobs); err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("jobs: %d %v", len(jobs.Items), err)
+	}
+	if !metav1.IsControlledBy(&jobs.Items[0], got) {
+		t.Error("the Job is not controlled by its Backup")
+	}
+}
+
+func TestBackupReconciler_FailsWithTheStoreReason(t *testing.T) {
+	st, tg := readyStoreAndTarget()
+	conditions.MarkFailed(st, backstopv1alpha1.ReasonAuthenticationFailed, "s3 bucket: SignatureDoesNotMatch")
+	bk := &backstopv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "shop", Generation: 1},
+		Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name},
+			StoreRef: backstopv1alpha1.LocalObjectReference{Name: st.Name}},
+	}
+	r := newBackupReconciler(t, st, tg, bk)
+	got := reconcileBackup(t, r, "b")
+	if got.Status.Phase != backstopv1alpha1.BackupFailed || got.Status.Reason != backstopv1alpha1.ReasonAuthenticationFailed {
+		t.Fatalf("phase %s reason %s, want Failed/AuthenticationFailed", got.Status.Phase, got.Status.Reason)
+	}
+	if c := conditions.Get(got, backstopv1alpha1.ConditionStalled); c == nil || c.Status != metav1.ConditionTrue {
+		t.Error("a failed Backup must be Stalled")
+	}
+	// A finished Backup is a record: another pass changes nothing.
+	again := reconcileBackup(t, r, "b")
+	if again.ResourceVersion != got.ResourceVersion {
+		t.Error("a finished Backup was changed again")
+	}
+}
