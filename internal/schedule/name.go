@@ -13,8 +13,9 @@ const (
 	// 63 characters of a label value, as the CronJob controller does.
 	MaxBackupNameLength = 52
 
-	// timeLayout is the scheduled time in UTC, to the minute.
-	timeLayout = "200601021504"
+	// timeLayout is the scheduled time in UTC, to the second (@every
+	// schedules may fire more than once a minute).
+	timeLayout = "20060102150405"
 	// hashLength is how many hex digits of the schedule name's hash are kept
 	// when the name has to be shortened.
 	hashLength = 8
@@ -23,13 +24,13 @@ const (
 )
 
 // BackupName returns the name of the Backup a schedule creates for a due
-// time: "<schedule>-<yyyymmddhhmm>" with the time in UTC. The same inputs
+// time: "<schedule>-<yyyymmddhhmmss>" with the time in UTC. The same inputs
 // always give the same name, so a retried create finds the Backup it made
 // before instead of making a second one.
 //
 // scheduleName must be a valid object name (a DNS-1123 subdomain). The result
 // is one too, at most MaxBackupNameLength characters long: a schedule name
-// longer than 39 characters is cut to 30 and followed by "-" and 8 hex digits
+// longer than 37 characters is cut to 28 and followed by "-" and 8 hex digits
 // of its SHA-256, so two long names never share their Backups.
 func BackupName(scheduleName string, scheduled time.Time) string {
 	return shortName(scheduleName) + "-" + scheduled.UTC().Format(timeLayout)

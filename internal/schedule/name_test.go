@@ -20,37 +20,37 @@ func TestBackupName(t *testing.T) {
 		scheduled time.Time
 		want      string
 	}{
-		{name: "short name", schedule: "nightly", scheduled: at, want: "nightly-202603020304"},
-		{name: "time is written in UTC", schedule: "nightly", scheduled: at.In(paris), want: "nightly-202603020304"},
-		{name: "seconds are dropped", schedule: "nightly", scheduled: at.Add(-59 * time.Second), want: "nightly-202603020304"},
-		{name: "dots are kept", schedule: "db.nightly", scheduled: at, want: "db.nightly-202603020304"},
+		{name: "short name", schedule: "nightly", scheduled: at, want: "nightly-20260302030459"},
+		{name: "time is written in UTC", schedule: "nightly", scheduled: at.In(paris), want: "nightly-20260302030459"},
+		{name: "seconds are kept", schedule: "nightly", scheduled: at.Add(-59 * time.Second), want: "nightly-20260302030400"},
+		{name: "dots are kept", schedule: "db.nightly", scheduled: at, want: "db.nightly-20260302030459"},
 		{
-			name: "39 characters fit", schedule: strings.Repeat("a", 39), scheduled: at,
-			want: strings.Repeat("a", 39) + "-202603020304",
+			name: "37 characters fit", schedule: strings.Repeat("a", 37), scheduled: at,
+			want: strings.Repeat("a", 37) + "-20260302030459",
 		},
 		{
-			name: "40 characters are cut and hashed", schedule: strings.Repeat("a", 40), scheduled: at,
-			want: strings.Repeat("a", 30) + "-" + hash8(strings.Repeat("a", 40)) + "-202603020304",
+			name: "38 characters are cut and hashed", schedule: strings.Repeat("a", 38), scheduled: at,
+			want: strings.Repeat("a", 28) + "-" + hash8(strings.Repeat("a", 38)) + "-20260302030459",
 		},
 		{
 			name: "long name", schedule: long, scheduled: at,
-			want: "nightly-postgres-orders-produc-" + hash8(long) + "-202603020304",
+			want: "nightly-postgres-orders-prod-" + hash8(long) + "-20260302030459",
 		},
 		{
-			name: "a cut never ends in a dash", schedule: "nightly-postgres-orders-produ-eu-west-1a", scheduled: at,
-			want: "nightly-postgres-orders-produ-" + hash8("nightly-postgres-orders-produ-eu-west-1a") + "-202603020304",
+			name: "a cut never ends in a dash", schedule: "nightly-postgres-orders-pro-eu-west-1a", scheduled: at,
+			want: "nightly-postgres-orders-pro-" + hash8("nightly-postgres-orders-pro-eu-west-1a") + "-20260302030459",
 		},
 		{
-			name: "a cut never ends in a dot", schedule: "nightly-postgres-orders-produ.eu-west-1a", scheduled: at,
-			want: "nightly-postgres-orders-produ-" + hash8("nightly-postgres-orders-produ.eu-west-1a") + "-202603020304",
+			name: "a cut never ends in a dot", schedule: "nightly-postgres-orders-pro.eu-west-1a", scheduled: at,
+			want: "nightly-postgres-orders-pro-" + hash8("nightly-postgres-orders-pro.eu-west-1a") + "-20260302030459",
 		},
 		{
-			name: "a cut never ends in dashes", schedule: "nightly-postgres-orders-prod--x-eu-west-1", scheduled: at,
-			want: "nightly-postgres-orders-prod-" + hash8("nightly-postgres-orders-prod--x-eu-west-1") + "-202603020304",
+			name: "a cut never ends in dashes", schedule: "nightly-postgres-orders-pr--x-eu-west-1", scheduled: at,
+			want: "nightly-postgres-orders-pr-" + hash8("nightly-postgres-orders-pr--x-eu-west-1") + "-20260302030459",
 		},
 		{
 			name: "longest object name", schedule: strings.Repeat("b", 253), scheduled: at,
-			want: strings.Repeat("b", 30) + "-" + hash8(strings.Repeat("b", 253)) + "-202603020304",
+			want: strings.Repeat("b", 28) + "-" + hash8(strings.Repeat("b", 253)) + "-20260302030459",
 		},
 	}
 	for _, tt := range tests {

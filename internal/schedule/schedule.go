@@ -15,9 +15,9 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
-// MinInterval is the shortest @every interval accepted. Backup names carry
-// the scheduled time to the minute, so two runs must never share a minute.
-const MinInterval = time.Minute
+// MinInterval is the shortest @every interval accepted: a backup is a Job,
+// and a schedule faster than this would only pile them up.
+const MinInterval = 10 * time.Second
 
 // parser reads the standard five fields (minute hour day-of-month month
 // day-of-week) and descriptors such as @daily and @every 6h.

@@ -71,7 +71,7 @@ func TestParse(t *testing.T) {
 		{name: "bad day of week", expr: "0 3 * * FUNDAY", wantErr: `invalid schedule "0 3 * * FUNDAY": failed to parse int from FUNDAY: strconv.Atoi: parsing "FUNDAY": invalid syntax`},
 		{name: "unknown descriptor", expr: "@fortnightly", wantErr: `invalid schedule "@fortnightly": unrecognized descriptor: @fortnightly`},
 		{name: "bad every", expr: "@every soon", wantErr: `invalid schedule "@every soon": failed to parse duration @every soon: time: invalid duration "soon"`},
-		{name: "every below a minute", expr: "@every 30s", wantErr: `invalid schedule "@every 30s": interval 30s is shorter than 1m0s`},
+		{name: "every below ten seconds", expr: "@every 5s", wantErr: `invalid schedule "@every 5s": interval 5s is shorter than 10s`},
 		{name: "empty", expr: "", wantErr: `invalid schedule "": empty`},
 		{name: "blank", expr: "   ", wantErr: `invalid schedule "   ": empty`},
 		{name: "never fires", expr: "0 0 30 2 *", wantErr: `invalid schedule "0 0 30 2 *": never fires (no such date)`},
