@@ -2,6 +2,7 @@
 # Builds the test control plane (kube-apiserver, kube-controller-manager, etcd)
 # from the Go module proxy and caches it outside the clone, keyed by version.
 # Prints the directory holding the binaries (use it as KUBEBUILDER_ASSETS).
+# With --kubectl it also builds kubectl there (the demo uses it).
 #
 # k8s.io/kubernetes and etcd's server module carry replace directives, so
 # `go install mod@version` refuses them; a throwaway wrapper module that
@@ -16,7 +17,11 @@ OUT="${CACHE_ROOT}/control-plane/${KUBE_VERSION}-etcd${ETCD_VERSION}"
 
 log() { echo "control-plane: $*" >&2; }
 
-if [[ -x "${OUT}/kube-apiserver" && -x "${OUT}/kube-controller-manager" && -x "${OUT}/etcd" ]]; then
+WANT_KUBECTL=""
+[[ "${1:-}" == "--kubectl" ]] && WANT_KUBECTL=1
+
+if [[ -x "${OUT}/kube-apiserver" && -x "${OUT}/kube-controller-manager" && -x "${OUT}/etcd" ]] &&
+   [[ -z "${WANT_KUBECTL}" || -x "${OUT}/kubectl" ]]; then
   echo "${OUT}"
   exit 0
 fi
@@ -53,11 +58,16 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean"
-  for cmd in kube-apiserver kube-controller-manager; do
+  local cmds=()
+  [[ -x "${OUT}/kube-apiserver" ]] || cmds+=(kube-apiserver)
+  [[ -x "${OUT}/kube-controller-manager" ]] || cmds+=(kube-controller-manager)
+  [[ -z "${WANT_KUBECTL}" || -x "${OUT}/kubectl" ]] || cmds+=(kubectl)
+  for cmd in "${cmds[@]}"; do
     log "building ${cmd} ${KUBE_VERSION} (several minutes on a cold cache)"
     GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${OUT}/${cmd}.tmp" "k8s.io/kubernetes/cmd/${cmd}"
     mv "${OUT}/${cmd}.tmp" "${OUT}/${cmd}"
@@ -95,5 +105,5 @@ GO
 }
 
 [[ -x "${OUT}/etcd" ]] || build_etcd
-[[ -x "${OUT}/kube-apiserver" && -x "${OUT}/kube-controller-manager" ]] || build_kube
+[[ -x "${OUT}/kube-apiserver" && -x "${OUT}/kube-controller-manager" ]] && [[ -z "${WANT_KUBECTL}" || -x "${OUT}/kubectl" ]] || build_kube
 echo "${OUT}"
