@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -25,6 +27,14 @@ func (r *BackupTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backstopv1alpha1.BackupTarget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(secretSource(), enqueueInSecretNamespace(mgr.GetClient(), &backstopv1alpha1.BackupTargetList{})).
+		// A finished Backup updates its target's last successful backup.
+		Watches(&backstopv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+			bk, ok := o.(*backstopv1alpha1.Backup)
+			if !ok || bk.Status.Phase != backstopv1alpha1.BackupSucceeded {
+				return nil
+			}
+			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.TargetRef.Name}}}
+		})).
 		Named("backuptarget").
 		Complete(r)
 }
@@ -46,6 +56,9 @@ func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}()
 
 	bt.Status.Engine = targetEngine(bt)
+	if err := r.recordLastBackup(ctx, bt); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.checkSecrets(ctx, bt); err != nil {
 		if ue, ok := asUserError(err); ok {
 			conditions.MarkStalled(bt, ue.Reason, "%s", ue.Message)
@@ -55,6 +68,26 @@ func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	conditions.MarkReady(bt, backstopv1alpha1.ReasonSucceeded, "%s target: Secrets and keys present", bt.Status.Engine)
 	return ctrl.Result{}, nil
+}
+
+// recordLastBackup puts the newest Succeeded Backup of the target in its status.
+func (r *BackupTargetReconciler) recordLastBackup(ctx context.Context, bt *backstopv1alpha1.BackupTarget) error {
+	list := &backstopv1alpha1.BackupList{}
+	if err := r.List(ctx, list, client.InNamespace(bt.Namespace), client.MatchingFields{indexTargetName: bt.Name}); err != nil {
+		return err
+	}
+	for _, bk := range list.Items {
+		t := bk.Status.CompletionTime
+		if bk.Status.Phase != backstopv1alpha1.BackupSucceeded || t == nil {
+			continue
+		}
+		if last := bt.Status.LastSuccessfulBackupTime; last == nil || t.After(last.Time) {
+			tt := *t
+			bt.Status.LastSuccessfulBackupTime = &tt
+			bt.Status.LastSuccessfulBackup = bk.Name
+		}
+	}
+	return nil
 }
 
 func (r *BackupTargetReconciler) checkSecrets(ctx context.Context, bt *backstopv1alpha1.BackupTarget) error {
