@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -68,6 +69,10 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	bs.Status.EncryptionMode = mode
 	bs.Status.RecipientFingerprints = fingerprints
 	if bs.Spec.Encryption.None != nil {
+		if conditions.Get(bs, backstopv1alpha1.ConditionEncryptionDisabled) == nil && r.Recorder != nil {
+			r.Recorder.Eventf(bs, nil, corev1.EventTypeWarning, backstopv1alpha1.ReasonPlaintextStorage, "Probe",
+				"encryption is none: artifacts are stored in plaintext")
+		}
 		conditions.Set(bs, backstopv1alpha1.ConditionEncryptionDisabled, metav1.ConditionTrue, backstopv1alpha1.ReasonPlaintextStorage,
 			"encryption is none: artifacts are stored in plaintext")
 	} else {
