@@ -20,6 +20,10 @@ manifests: ## Write the CRDs and the RBAC role from the markers.
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	mkdir -p charts/backstop/crds && rm -f charts/backstop/crds/*.yaml && cp config/crd/bases/*.yaml charts/backstop/crds/
 
+.PHONY: docs
+docs: ## Write docs/reference.md from the CRDs (run after `make manifests`).
+	go run ./hack/gen-reference
+
 .PHONY: fmt
 fmt: ## gofmt the tree.
 	gofmt -l -w $$(git ls-files '*.go')
