@@ -44,6 +44,17 @@ control-plane: ## Build (or reuse) kube-apiserver, kube-controller-manager and e
 test: ## Run every test against real parts (control plane, databases, MinIO).
 	KUBEBUILDER_ASSETS="$$(bash hack/control-plane.sh)" go test -count=1 -timeout 60m ./...
 
+.PHONY: bench
+bench: ## Run the benchmarks (test/bench/...; see docs/benchmarks.md). Not part of `make test`.
+	BACKSTOP_BENCH=1 KUBEBUILDER_ASSETS="$$(bash hack/control-plane.sh)" go test -count=1 -v -timeout 60m ./test/bench/...
+
+.PHONY: demo
+demo: ## Run Backstop end to end on this machine, no cluster needed (needs root: the pod runner uses mount namespaces).
+	bash hack/control-plane.sh --kubectl >/dev/null
+	BACKSTOP_DEMO=1 BACKSTOP_DEMO_DIR="$(BACKSTOP_CACHE)/demo/$$(date +%Y%m%d-%H%M%S)" \
+		KUBEBUILDER_ASSETS="$$(bash hack/control-plane.sh --kubectl)" \
+		go test -count=1 -v -timeout 30m -run '^TestDemo$$' ./test/demo
+
 .PHONY: lint
 lint: ## Run golangci-lint (built from the module proxy).
 	bash hack/lint.sh

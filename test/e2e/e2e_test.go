@@ -474,6 +474,11 @@ func testOperatorRestart(t *testing.T, e *env, pg *pgserver.Server) {
 		return len(e.jobsLabelled(t, ns, controllers.LabelBackup, "across-restart"))
 	}).WithTimeout(5 * time.Second).Should(Equal(1), "no second Job")
 	g.Expect(artifactKeys(t, e, bk.Status.ArtifactPath)).To(HaveLen(2))
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.k8s.Get(context.Background(), client.ObjectKeyFromObject(target), target)).To(Succeed())
+		g.Expect(target.Status.LastSuccessfulBackup).To(Equal(bk.Name))
+		g.Expect(target.Status.LastSuccessfulBackupTime).NotTo(BeNil())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
 	succeeded := 0
 	for _, r := range e.eventReasons(t, ns, bk.Name) {
 		if r == backstopv1alpha1.ReasonSucceeded {
