@@ -132,7 +132,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	mgrOpts := ctrl.Options{
 		// Secrets are read when needed, never cached: the operator holds no
 		// copy of every credential in the cluster.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		Scheme:                        newScheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,

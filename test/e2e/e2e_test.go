@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"filippo.io/age"
-	. "github.com/onsi/gomega"
 	miniogo "github.com/minio/minio-go/v7"
+	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -472,7 +472,7 @@ func testOperatorRestart(t *testing.T, e *env, pg *pgserver.Server) {
 	g.Expect(bk.Status.Phase).To(Equal(backstopv1alpha1.BackupSucceeded), "%s: %s", bk.Status.Reason, bk.Status.Message)
 	g.Consistently(func() int {
 		return len(e.jobsLabelled(t, ns, controllers.LabelBackup, "across-restart"))
-	}).WithTimeout(5 * time.Second).Should(Equal(1), "no second Job")
+	}).WithTimeout(5*time.Second).Should(Equal(1), "no second Job")
 	g.Expect(artifactKeys(t, e, bk.Status.ArtifactPath)).To(HaveLen(2))
 	g.Eventually(func(g Gomega) {
 		g.Expect(e.k8s.Get(context.Background(), client.ObjectKeyFromObject(target), target)).To(Succeed())
