@@ -123,3 +123,29 @@ func TestBackupReconciler_FailsWithTheStoreReason(t *testing.T) {
 		t.Error("a finished Backup was changed again")
 	}
 }
+
+func TestBackupReconciler_JobPastItsDeadline(t *testing.T) {
+	st, tg := readyStoreAndTarget()
+	bk := &backstopv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "slow", Namespace: "shop", Generation: 1, UID: "uid-slow"},
+		Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name},
+			StoreRef: backstopv1alpha1.LocalObjectReference{Name: st.Name}},
+		Status: backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupRunning, JobName: "slow-backup"},
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "slow-backup", Namespace: "shop", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: backstopv1alpha1.GroupVersion.String(), Kind: "Backup", Name: "slow", UID: "uid-slow", Controller: ptrBool(true)}}},
+		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{
+			Type: batchv1.JobFailed, Status: "True", Reason: batchv1.JobReasonDeadlineExceeded, Message: "Job was active longer than specified deadline"}}},
+	}
+	r := newBackupReconciler(t, st, tg, bk, job)
+	got := reconcileBackup(t, r, "slow")
+	if got.Status.Phase != backstopv1alpha1.BackupFailed || got.Status.Reason != backstopv1alpha1.ReasonDeadlineExceeded {
+		t.Fatalf("phase %s reason %s (%s), want Failed/DeadlineExceeded", got.Status.Phase, got.Status.Reason, got.Status.Message)
+	}
+	if got.Status.CompletionTime == nil {
+		t.Error("no completion time")
+	}
+}
+
+func ptrBool(b bool) *bool { return &b }
