@@ -1,0 +1,109 @@
+package install
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/backstop-io/backstop/test/cluster"
+)
+
+// TestApplyChartRBAC runs as the chart's ServiceAccount (impersonated) and
+// checks what it may and may not do.
+func TestApplyChartRBAC(t *testing.T) {
+	t.Parallel()
+	c := cluster.Start(t, cluster.Options{CRDDirectoryPaths: []string{"config/crd/bases"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	sa := ApplyChartRBAC(t, c.Config, "backstop-e2e", "e2e")
+	if want := "system:serviceaccount:backstop-e2e:e2e-backstop"; sa != want {
+		t.Fatalf("ApplyChartRBAC = %q, want %q", sa, want)
+	}
+	for _, ns := range []string{"team-a", "other"} {
+		if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: sa}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		verb, group, resource, subresource, namespace string
+		allowed                                       bool
+	}{
+		{"list", "backstop.io", "backups", "", "", true},
+		{"watch", "backstop.io", "backupschedules", "", "", true},
+		{"create", "backstop.io", "backups", "", "team-a", true},
+		{"update", "backstop.io", "backups", "status", "team-a", true},
+		{"update", "backstop.io", "restores", "finalizers", "team-a", true},
+		{"create", "batch", "jobs", "", "team-a", true},
+		{"update", "batch", "jobs", "", "team-a", false},
+		{"list", "", "pods", "", "", true},
+		{"create", "", "pods", "", "team-a", false},
+		{"get", "", "secrets", "", "team-a", true},
+		{"list", "", "secrets", "", "", true},
+		{"create", "", "secrets", "", "team-a", false},
+		{"update", "", "secrets", "", "team-a", false},
+		{"patch", "", "secrets", "", "team-a", false},
+		{"delete", "", "secrets", "", "team-a", false},
+		{"deletecollection", "", "secrets", "", "team-a", false},
+		{"create", "", "events", "", "team-a", true},
+		{"create", "coordination.k8s.io", "leases", "", "backstop-e2e", true},
+		{"create", "coordination.k8s.io", "leases", "", "other", false},
+		{"create", "authentication.k8s.io", "tokenreviews", "", "", true},
+		{"create", "authorization.k8s.io", "subjectaccessreviews", "", "", true},
+		{"get", "", "configmaps", "", "team-a", false},
+		{"delete", "", "namespaces", "", "", false},
+		{"create", "rbac.authorization.k8s.io", "clusterrolebindings", "", "", false},
+	}
+	for _, tt := range tests {
+		name := tt.verb + " " + tt.resource
+		if tt.subresource != "" {
+			name += "/" + tt.subresource
+		}
+		if tt.namespace != "" {
+			name += " in " + tt.namespace
+		}
+		t.Run(name, func(t *testing.T) {
+			review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Verb: tt.verb, Group: tt.group, Resource: tt.resource, Subresource: tt.subresource, Namespace: tt.namespace,
+				}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if review.Status.Allowed != tt.allowed {
+				t.Errorf("allowed = %v, want %v (%s)", review.Status.Allowed, tt.allowed, review.Status.Reason)
+			}
+		})
+	}
+
+	// And real calls, not just the authorizer's opinion.
+	dc, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc.Resource(schema.GroupVersionResource{Group: "backstop.io", Version: "v1alpha1", Resource: "backups"}).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list backups in every namespace as %s: %v", sa, err)
+	}
+	_, err = cs.CoreV1().Secrets("team-a").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "nope"}}, metav1.CreateOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("create a Secret as %s: err = %v, want Forbidden", sa, err)
+	}
+}
