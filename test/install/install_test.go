@@ -336,6 +336,48 @@ func TestInstall_OnAPIServer(t *testing.T) {
 			}
 		})
 	}
+	for _, h := range helms {
+		helm := Tool(t, h)
+		t.Run("helm "+h+"/install, upgrade, uninstall", func(t *testing.T) {
+			release := "real" + h[1:]
+			ns := release + "-system"
+			kc := "--kubeconfig=" + c.KubeconfigPath
+			out := string(Run(t, helm, "install", release, ChartDir, "-n", ns, "--create-namespace", kc))
+			if !strings.Contains(out, "kubectl get backstop -A") || !strings.Contains(out, "watching every namespace") {
+				t.Errorf("helm install printed no NOTES:\n%s", out)
+			}
+			deploy := &unstructured.Unstructured{}
+			deploy.SetAPIVersion("apps/v1")
+			deploy.SetKind("Deployment")
+			deploy.SetNamespace(ns)
+			deploy.SetName(release + "-backstop")
+			if ok, err := Exists(ctx, c.Config, deploy); err != nil || !ok {
+				t.Fatalf("no Deployment after helm install (%v)", err)
+			}
+			Run(t, helm, "upgrade", release, ChartDir, "-n", ns, kc, "--set", "replicaCount=2", "--set", "watchNamespace="+ns)
+			d, err := c.Clientset.AppsV1().Deployments(ns).Get(ctx, release+"-backstop", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *d.Spec.Replicas != 2 || !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--watch-namespace="+ns) {
+				t.Errorf("after helm upgrade: replicas %d, args %q", *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Args)
+			}
+			if _, err := c.Clientset.RbacV1().Roles(ns).Get(ctx, release+"-backstop-manager", metav1.GetOptions{}); err != nil {
+				t.Errorf("no manager Role after the upgrade to one namespace: %v", err)
+			}
+			if _, err := c.Clientset.RbacV1().ClusterRoles().Get(ctx, release+"-backstop-manager", metav1.GetOptions{}); err == nil {
+				t.Error("the manager ClusterRole outlived the upgrade to one namespace")
+			}
+			Run(t, helm, "uninstall", release, "-n", ns, kc)
+			if ok, err := Exists(ctx, c.Config, deploy); err != nil || ok {
+				t.Errorf("Deployment still there after helm uninstall (%v)", err)
+			}
+			// Helm never deletes the CRDs: users' backups outlive the operator.
+			if _, err := c.Clientset.Discovery().ServerResourcesForGroupVersion("backstop.io/v1alpha1"); err != nil {
+				t.Errorf("backstop.io/v1alpha1 gone after helm uninstall: %v", err)
+			}
+		})
+	}
 	t.Run("kustomize config/default", func(t *testing.T) {
 		install(t, BuildKustomization(t, "config/default"))
 	})
