@@ -1,0 +1,502 @@
+// Package azure is a store in an Azure Blob Storage container, through the
+// official SDK. Uploads stream as block blobs: blocks of a bounded size are
+// staged (a bounded number at a time) and the blob exists only once its
+// block list is committed, after the last block. A failed upload commits
+// nothing, so no blob appears at the key; the staged blocks stay invisible
+// and Azure discards them after a week.
+package azure
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/backstop-io/backstop/internal/store"
+)
+
+const (
+	// DefaultBlockSize is the size of one staged block. With Azure's limit
+	// of 50,000 blocks per blob it bounds an object to about 390 GiB.
+	DefaultBlockSize = 8 << 20
+	// DefaultConcurrency is how many blocks are in flight at once; memory is
+	// about BlockSize x Concurrency.
+	DefaultConcurrency = 2
+	// MaxBlockSize is Azure's limit for one block.
+	MaxBlockSize = 4000 << 20
+)
+
+// Config configures an Azure Blob store. AccountKey and SASToken are
+// secrets; exactly one of them is needed.
+type Config struct {
+	// Account is the storage account name.
+	Account string
+	// Container is the container name.
+	Container string
+	// Prefix is prepended to every key.
+	Prefix string
+	// Endpoint is the blob service URL; https://<account>.blob.core.windows.net
+	// when empty. For Azurite: http://127.0.0.1:<port>/<account>.
+	Endpoint string
+	// AccountKey is the account's shared key (base64).
+	AccountKey string
+	// SASToken is a shared access signature (the query string, with or
+	// without a leading "?"), for the container or the account.
+	SASToken string
+	// BlockSize is the block size; DefaultBlockSize when 0.
+	BlockSize int64
+	// Concurrency is the number of blocks uploaded at once; DefaultConcurrency when 0.
+	Concurrency int
+	// MaxRetries is how often a failed request is retried; 3 when 0.
+	MaxRetries int
+}
+
+// Store is an Azure Blob store.
+type Store struct {
+	c           *container.Client
+	account     string
+	container   string
+	prefix      string
+	endpoint    string
+	blockSize   int64
+	concurrency int
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an Azure Blob store. It does not contact the server.
+func New(c Config) (*Store, error) {
+	if c.Account == "" {
+		return nil, errors.New("azure store: no storage account given")
+	}
+	if c.Container == "" {
+		return nil, errors.New("azure store: no container given")
+	}
+	if c.AccountKey != "" && c.SASToken != "" {
+		return nil, errors.New("azure store: give an account key or a SAS token, not both")
+	}
+	if c.AccountKey == "" && c.SASToken == "" {
+		return nil, errors.New("azure store: no credentials: an account key or a SAS token is needed")
+	}
+	ep := c.Endpoint
+	if ep == "" {
+		ep = "https://" + c.Account + ".blob.core.windows.net"
+	}
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" {
+		return nil, errors.New("azure store: the endpoint is not a valid URL (want http(s)://host[:port][/account])")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("azure store: unsupported endpoint scheme %q", u.Scheme)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("azure store: the endpoint URL must not hold credentials or a query (give a SAS token separately)")
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	shown := u.String()
+	containerURL := shown + "/" + url.PathEscape(c.Container)
+
+	retries := c.MaxRetries
+	if retries == 0 {
+		retries = 3
+	}
+	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
+		Retry: policy.RetryOptions{
+			MaxRetries:    int32(retries),
+			RetryDelay:    500 * time.Millisecond,
+			MaxRetryDelay: 10 * time.Second,
+		},
+		Telemetry: policy.TelemetryOptions{ApplicationID: "backstop"},
+	}}
+	var cl *container.Client
+	if c.AccountKey != "" {
+		cred, err := azblob.NewSharedKeyCredential(c.Account, c.AccountKey)
+		if err != nil {
+			return nil, errors.New("azure store: the account key is not valid base64")
+		}
+		cl, err = container.NewClientWithSharedKeyCredential(containerURL, cred, opts)
+		if err != nil {
+			return nil, fmt.Errorf("azure store: %v", err)
+		}
+	} else {
+		sas := strings.TrimPrefix(strings.TrimSpace(c.SASToken), "?")
+		if _, err := url.ParseQuery(sas); err != nil {
+			return nil, errors.New("azure store: the SAS token is not a valid query string")
+		}
+		cl, err = container.NewClientWithNoCredential(containerURL+"?"+sas, opts)
+		if err != nil {
+			return nil, errors.New("azure store: cannot build a client from the endpoint and SAS token")
+		}
+	}
+	bs := c.BlockSize
+	if bs <= 0 {
+		bs = DefaultBlockSize
+	}
+	if bs > MaxBlockSize {
+		return nil, fmt.Errorf("azure store: block size over Azure's limit of %d MiB", MaxBlockSize>>20)
+	}
+	conc := c.Concurrency
+	if conc <= 0 {
+		conc = DefaultConcurrency
+	}
+	return &Store{
+		c:           cl,
+		account:     c.Account,
+		container:   c.Container,
+		prefix:      strings.Trim(c.Prefix, "/"),
+		endpoint:    shown,
+		blockSize:   bs,
+		concurrency: conc,
+	}, nil
+}
+
+func (s *Store) String() string {
+	return fmt.Sprintf("azure container %q in account %q at %s", s.container, s.account, s.endpoint)
+}
+
+func (s *Store) key(op, key string) (string, error) {
+	k, err := store.FullKey(s.prefix, key)
+	if err != nil {
+		return "", &store.Error{Reason: store.ReasonStoreError, Op: op, Err: err}
+	}
+	return k, nil
+}
+
+func (s *Store) containerMissing(op string) error {
+	return &store.Error{Reason: store.ReasonBucketNotFound, Op: op, Err: fmt.Errorf("container %q does not exist in account %q", s.container, s.account)}
+}
+
+// Error codes that mean the credentials were refused or do not allow the operation.
+var authCodes = map[string]bool{
+	"AuthenticationFailed":               true,
+	"AuthorizationFailure":               true,
+	"AuthorizationPermissionMismatch":    true,
+	"AuthorizationProtocolMismatch":      true,
+	"AuthorizationResourceTypeMismatch":  true,
+	"AuthorizationServiceMismatch":       true,
+	"AuthorizationSourceIPMismatch":      true,
+	"InsufficientAccountPermissions":     true,
+	"InvalidAuthenticationInfo":          true,
+	"NoAuthenticationInformation":        true,
+	"AccountIsDisabled":                  true,
+	"KeyBasedAuthenticationNotPermitted": true,
+}
+
+// classify maps an SDK or network error to a store error.
+func (s *Store) classify(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *store.Error
+	if errors.As(err, &se) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		msg := fmt.Sprintf("HTTP %d", re.StatusCode)
+		if re.ErrorCode != "" {
+			msg += " " + re.ErrorCode
+		}
+		e := &store.Error{Reason: store.ReasonStoreError, Op: op, Key: key, Err: errors.New(msg)}
+		switch {
+		case re.ErrorCode == "ContainerNotFound":
+			return s.containerMissing(op)
+		case re.ErrorCode == "BlobNotFound":
+			e.Reason = store.ReasonNotFound
+		case authCodes[re.ErrorCode] || re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden:
+			e.Reason = store.ReasonAuthenticationFailed
+		case re.StatusCode == http.StatusNotFound && re.ErrorCode == "":
+			// A HEAD response has no body; disambiguate decides.
+			e.Reason = store.ReasonNotFound
+		}
+		return e
+	}
+	var (
+		ne  net.Error
+		dns *net.DNSError
+		op1 *net.OpError
+		ce  *tls.CertificateVerificationError
+		ue  x509.UnknownAuthorityError
+		he  x509.HostnameError
+	)
+	if errors.As(err, &dns) || errors.As(err, &op1) || errors.As(err, &ne) || errors.As(err, &ce) ||
+		errors.As(err, &ue) || errors.As(err, &he) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &store.Error{Reason: store.ReasonStoreUnreachable, Op: op, Key: key, Err: scrub(err)}
+	}
+	return &store.Error{Reason: store.ReasonStoreError, Op: op, Key: key, Err: scrub(err)}
+}
+
+// scrub drops the request URL (whose query may hold a SAS token) that
+// *url.Error repeats.
+func scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %v", ue.Op, hostOf(ue.URL), ue.Err)
+	}
+	return err
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "endpoint"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// disambiguate turns a NotFound for a blob into BucketNotFound when the
+// container is missing.
+func (s *Store) disambiguate(ctx context.Context, op string, err error) error {
+	if !store.IsNotFound(err) {
+		return err
+	}
+	_, cerr := s.c.GetProperties(ctx, nil)
+	var re *azcore.ResponseError
+	if errors.As(cerr, &re) && (re.ErrorCode == "ContainerNotFound" || re.StatusCode == http.StatusNotFound) {
+		return s.containerMissing(op)
+	}
+	return err
+}
+
+var octetStream = &blob.HTTPHeaders{BlobContentType: to.Ptr("application/octet-stream")}
+
+// Put streams r to key as a block blob. Data that fits in one block is
+// uploaded in one request; larger data is staged block by block, at most
+// Concurrency blocks at a time, and committed after the last one. On any
+// failure nothing is committed.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
+	k, err := s.key("put", key)
+	if err != nil {
+		return err
+	}
+	bb := s.c.NewBlockBlobClient(k)
+
+	first := make([]byte, s.blockSize)
+	n, rerr := io.ReadFull(r, first)
+	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(first[:n])), &blockblob.UploadOptions{HTTPHeaders: octetStream})
+		return s.classify("put", key, err)
+	}
+	if rerr != nil {
+		return s.classify("put", key, rerr)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var idPrefix [16]byte
+	if _, err := rand.Read(idPrefix[:]); err != nil {
+		return &store.Error{Reason: store.ReasonStoreError, Op: "put", Key: key, Err: err}
+	}
+	blockID := func(i int) string {
+		// Every ID of a blob must have the same length.
+		return base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%s-%08d", hex.EncodeToString(idPrefix[:]), i)))
+	}
+
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		stageErr error
+	)
+	// pool holds the buffers not in flight: first is in use for block 0,
+	// the others are allocated when first needed.
+	pool := make(chan []byte, s.concurrency)
+	for i := 1; i < s.concurrency; i++ {
+		pool <- nil
+	}
+	var ids []string
+	buf, fill := first, n
+	var srcErr error
+	for i := 0; ; i++ {
+		if i > 0 {
+			select {
+			case buf = <-pool:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			if buf == nil {
+				buf = make([]byte, s.blockSize)
+			}
+			fill, rerr = io.ReadFull(r, buf)
+			if rerr != nil && rerr != io.EOF && rerr != io.ErrUnexpectedEOF {
+				srcErr = rerr
+				cancel()
+				break
+			}
+		}
+		if fill > 0 {
+			id := blockID(i)
+			ids = append(ids, id)
+			wg.Add(1)
+			go func(b []byte) {
+				defer wg.Done()
+				_, err := bb.StageBlock(ctx, id, streaming.NopCloser(bytes.NewReader(b)), nil)
+				if err != nil {
+					mu.Lock()
+					if stageErr == nil {
+						stageErr = err
+					}
+					mu.Unlock()
+					cancel()
+				}
+				pool <- b[:cap(b)]
+			}(buf[:fill])
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+	}
+	wg.Wait()
+	if srcErr != nil {
+		return s.classify("put", key, srcErr)
+	}
+	if stageErr != nil {
+		return s.classify("put", key, stageErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: octetStream})
+	return s.classify("put", key, err)
+}
+
+// Get opens key. The download starts before it returns, so a missing
+// object or container is reported here. A broken connection is resumed
+// where it stopped.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	k, err := s.key("get", key)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.c.NewBlobClient(k).DownloadStream(ctx, nil)
+	if err != nil {
+		return nil, s.disambiguate(ctx, "get", s.classify("get", key, err))
+	}
+	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3})
+	return &reader{rc: body, s: s, key: key}, nil
+}
+
+type reader struct {
+	rc  io.ReadCloser
+	s   *Store
+	key string
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if err != nil && err != io.EOF {
+		err = r.s.classify("get", r.key, err)
+	}
+	return n, err
+}
+
+func (r *reader) Close() error { return r.rc.Close() }
+
+// Stat describes key.
+func (s *Store) Stat(ctx context.Context, key string) (store.ObjectInfo, error) {
+	k, err := s.key("stat", key)
+	if err != nil {
+		return store.ObjectInfo{}, err
+	}
+	p, err := s.c.NewBlobClient(k).GetProperties(ctx, nil)
+	if err != nil {
+		return store.ObjectInfo{}, s.disambiguate(ctx, "stat", s.classify("stat", key, err))
+	}
+	oi := store.ObjectInfo{Key: key}
+	if p.ContentLength != nil {
+		oi.Size = *p.ContentLength
+	}
+	if p.LastModified != nil {
+		oi.LastModified = *p.LastModified
+	}
+	return oi, nil
+}
+
+// Delete removes key and its snapshots; a missing object is not an error,
+// a missing container is.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := s.key("delete", key)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.NewBlobClient(k).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: to.Ptr(blob.DeleteSnapshotsOptionTypeInclude)})
+	if err == nil {
+		return nil
+	}
+	err = s.disambiguate(ctx, "delete", s.classify("delete", key, err))
+	if store.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// List returns the objects under prefix, sorted by key.
+func (s *Store) List(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
+	full := s.prefix
+	if full != "" {
+		full += "/"
+	}
+	full += prefix
+	opts := &container.ListBlobsFlatOptions{}
+	if full != "" {
+		opts.Prefix = &full
+	}
+	pager := s.c.NewListBlobsFlatPager(opts)
+	var out []store.ObjectInfo
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, s.classify("list", prefix, err)
+		}
+		for _, it := range page.Segment.BlobItems {
+			if it == nil || it.Name == nil {
+				continue
+			}
+			key := *it.Name
+			if s.prefix != "" {
+				key = strings.TrimPrefix(key, s.prefix+"/")
+			}
+			oi := store.ObjectInfo{Key: key}
+			if it.Properties != nil {
+				if it.Properties.ContentLength != nil {
+					oi.Size = *it.Properties.ContentLength
+				}
+				if it.Properties.LastModified != nil {
+					oi.LastModified = *it.Properties.LastModified
+				}
+			}
+			out = append(out, oi)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Probe writes, reads back and deletes a small object.
+func (s *Store) Probe(ctx context.Context) error { return store.RunProbe(ctx, s) }
