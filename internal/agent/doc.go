@@ -28,7 +28,7 @@
 //
 // # Store flags
 //
-//	--store-type s3|filesystem      required
+//	--store-type s3|gcs|azure|filesystem  required
 //	--s3-endpoint HOST[:PORT]|URL   https unless --s3-insecure or an http:// URL
 //	--s3-bucket NAME --s3-region REGION
 //	--s3-force-path-style           bucket in the URL path (MinIO, Ceph)
@@ -38,6 +38,24 @@
 //	                                else env AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
 //	--s3-part-size-mib N            multipart part size, default 16 (S3 allows 10,000 parts:
 //	                                16 MiB parts hold up to 156 GiB; raise it for more)
+//	--gcs-bucket NAME               Google Cloud Storage bucket
+//	--gcs-endpoint URL              http(s)://host[:port]; default Google's JSON API endpoint.
+//	                                For an emulator (fake-gcs-server) or a Private Service Connect endpoint
+//	--gcs-credentials-file FILE     service-account JSON key (a mounted Secret); else env
+//	                                GOOGLE_APPLICATION_CREDENTIALS naming such a file; neither: Application
+//	                                Default Credentials (GKE workload identity, the metadata server).
+//	                                An http:// --gcs-endpoint without a key is used anonymously
+//	--gcs-anonymous                 send no credentials (an emulator behind https)
+//	--azure-account NAME            Azure storage account
+//	--azure-container NAME          blob container
+//	--azure-endpoint URL            blob service URL, default https://<account>.blob.core.windows.net;
+//	                                Azurite: http://127.0.0.1:<port>/<account>
+//	--azure-key-file FILE           file holding the account key (a mounted Secret, key accountKey);
+//	                                else env AZURE_STORAGE_KEY
+//	--azure-sas-file FILE           file holding a SAS token (key sasToken); else env
+//	                                AZURE_STORAGE_SAS_TOKEN. Exactly one of key and SAS token
+//	--azure-block-size-mib N        block size, default 8 (Azure allows 50,000 blocks: 8 MiB blocks
+//	                                hold up to 390 GiB; raise it for more); two blocks are in flight
 //	--fs-root DIR                   filesystem store: the directory (e.g. a mounted PVC)
 //	--prefix P                      key prefix in the store
 //	--artifact-path NS/TARGET/NAME  required; the artifact is <prefix>/<artifact-path>/
@@ -85,7 +103,11 @@
 //
 // A backup refuses to overwrite a completed backup (reason AlreadyExists).
 // A failed backup leaves nothing behind: no manifest, no data object, no
-// multipart parts.
+// multipart parts. GCS uploads are resumable uploads in 8 MiB chunks that
+// are abandoned, never finalized, on failure; Azure uploads stage blocks and
+// commit the block list only after the last one, so a failed upload leaves
+// only uncommitted blocks, which are invisible and which Azure discards
+// after a week.
 //
 // # Result
 //

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,7 +15,9 @@ import (
 	"github.com/backstop-io/backstop/internal/crypto"
 	"github.com/backstop-io/backstop/internal/engine"
 	"github.com/backstop-io/backstop/internal/store"
+	azurestore "github.com/backstop-io/backstop/internal/store/azure"
 	fsstore "github.com/backstop-io/backstop/internal/store/fs"
+	gcsstore "github.com/backstop-io/backstop/internal/store/gcs"
 	s3store "github.com/backstop-io/backstop/internal/store/s3"
 )
 
@@ -26,6 +29,11 @@ const (
 	EnvSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
 	EnvAgePassphrase   = "BACKSTOP_AGE_PASSPHRASE"
 	EnvAgeIdentity     = "BACKSTOP_AGE_IDENTITY"
+	// EnvGCSCredentials names a GCS service-account JSON key file.
+	EnvGCSCredentials = "GOOGLE_APPLICATION_CREDENTIALS"
+	// EnvAzureKey and EnvAzureSASToken hold an Azure storage account key or a SAS token.
+	EnvAzureKey      = "AZURE_STORAGE_KEY"
+	EnvAzureSASToken = "AZURE_STORAGE_SAS_TOKEN"
 )
 
 // Files in --s3-credentials-dir (a mounted Secret).
@@ -69,6 +77,17 @@ type config struct {
 	prefix           string
 	artifactPath     string
 
+	gcsBucket          string
+	gcsEndpoint        string
+	gcsCredentialsFile string
+	gcsAnonymous       bool
+	azureAccount       string
+	azureContainer     string
+	azureEndpoint      string
+	azureKeyFile       string
+	azureSASFile       string
+	azureBlockSizeMiB  int
+
 	// local artifact (user commands)
 	file         string
 	manifestFile string
@@ -95,10 +114,12 @@ type config struct {
 	secretKey    string
 	passphrase   string
 	identityData []byte
+	azureKey     string
+	azureSAS     string
 }
 
 func (c *config) storeFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.storeType, "store-type", "", "store type: s3 or filesystem")
+	fs.StringVar(&c.storeType, "store-type", "", "store type: s3, gcs, azure or filesystem")
 	fs.StringVar(&c.s3Endpoint, "s3-endpoint", "", "S3 endpoint: host[:port] or http(s)://host[:port]")
 	fs.StringVar(&c.s3Bucket, "s3-bucket", "", "S3 bucket")
 	fs.StringVar(&c.s3Region, "s3-region", "", "S3 region")
@@ -108,6 +129,16 @@ func (c *config) storeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.s3CredentialsDir, "s3-credentials-dir", "", "directory with files "+CredentialsFileAccessKeyID+" and "+CredentialsFileSecretAccessKey+" (else env "+EnvAccessKeyID+", "+EnvSecretAccessKey+")")
 	fs.IntVar(&c.s3PartSizeMiB, "s3-part-size-mib", s3store.DefaultPartSize>>20, "multipart part size in MiB (objects are limited to 10000 parts)")
 	fs.StringVar(&c.fsRoot, "fs-root", "", "root directory of a filesystem store")
+	fs.StringVar(&c.gcsBucket, "gcs-bucket", "", "GCS bucket")
+	fs.StringVar(&c.gcsEndpoint, "gcs-endpoint", "", "GCS endpoint URL http(s)://host[:port] (default: Google's; an http:// endpoint without credentials is used anonymously)")
+	fs.StringVar(&c.gcsCredentialsFile, "gcs-credentials-file", "", "GCS service-account JSON key file (else env "+EnvGCSCredentials+"; neither: default credentials, e.g. workload identity)")
+	fs.BoolVar(&c.gcsAnonymous, "gcs-anonymous", false, "send no GCS credentials (emulators)")
+	fs.StringVar(&c.azureAccount, "azure-account", "", "Azure storage account")
+	fs.StringVar(&c.azureContainer, "azure-container", "", "Azure blob container")
+	fs.StringVar(&c.azureEndpoint, "azure-endpoint", "", "Azure blob service URL (default https://<account>.blob.core.windows.net)")
+	fs.StringVar(&c.azureKeyFile, "azure-key-file", "", "file holding the Azure storage account key (else env "+EnvAzureKey+")")
+	fs.StringVar(&c.azureSASFile, "azure-sas-file", "", "file holding an Azure SAS token (else env "+EnvAzureSASToken+")")
+	fs.IntVar(&c.azureBlockSizeMiB, "azure-block-size-mib", azurestore.DefaultBlockSize>>20, "Azure block size in MiB (blobs are limited to 50000 blocks)")
 	fs.StringVar(&c.prefix, "prefix", "", "key prefix inside the store")
 	fs.StringVar(&c.artifactPath, "artifact-path", "", "artifact path: <namespace>/<target>/<backup-name>")
 }
@@ -188,6 +219,25 @@ func (c *config) loadSecrets(getenv func(string) string) error {
 	} else {
 		c.accessKey, c.secretKey = getenv(EnvAccessKeyID), getenv(EnvSecretAccessKey)
 	}
+	if c.storeType == "gcs" && c.gcsCredentialsFile == "" && !c.gcsAnonymous {
+		c.gcsCredentialsFile = getenv(EnvGCSCredentials)
+	}
+	if c.storeType == "azure" {
+		if c.azureKeyFile != "" {
+			if c.azureKey, err = readSecretFile("Azure account key", c.azureKeyFile); err != nil {
+				return err
+			}
+		} else if c.azureSASFile == "" {
+			c.azureKey = getenv(EnvAzureKey)
+		}
+		if c.azureSASFile != "" {
+			if c.azureSAS, err = readSecretFile("Azure SAS token", c.azureSASFile); err != nil {
+				return err
+			}
+		} else if c.azureKeyFile == "" {
+			c.azureSAS = getenv(EnvAzureSASToken)
+		}
+	}
 	if c.passphraseFile != "" {
 		if c.passphrase, err = readSecretFile("passphrase", c.passphraseFile); err != nil {
 			return err
@@ -212,7 +262,10 @@ func (c *config) loadSecrets(getenv func(string) string) error {
 }
 
 func (c *config) secrets() []string {
-	out := []string{c.password, c.secretKey, c.passphrase}
+	out := []string{c.password, c.secretKey, c.passphrase, c.azureKey, c.azureSAS}
+	if q, err := url.ParseQuery(strings.TrimPrefix(c.azureSAS, "?")); err == nil && q.Get("sig") != "" {
+		out = append(out, q.Get("sig"), url.QueryEscape(q.Get("sig")))
+	}
 	// An access key ID is not secret by AWS's rules, but keep it out too.
 	out = append(out, c.accessKey)
 	for _, line := range strings.Split(string(c.identityData), "\n") {
@@ -254,12 +307,39 @@ func (c *config) openStore() (store.Store, error) {
 			SecretAccessKey: c.secretKey,
 			PartSize:        uint64(c.s3PartSizeMiB) << 20,
 		})
+	case "gcs":
+		return gcsstore.New(gcsstore.Config{
+			Bucket:          c.gcsBucket,
+			Prefix:          c.prefix,
+			Endpoint:        c.gcsEndpoint,
+			CredentialsFile: c.gcsCredentialsFile,
+			Anonymous:       c.gcsAnonymous,
+		})
+	case "azure":
+		if c.azureKey != "" && c.azureSAS != "" {
+			return nil, fmt.Errorf("both an Azure account key and a SAS token are set (%s, %s, --azure-key-file, --azure-sas-file): give one", EnvAzureKey, EnvAzureSASToken)
+		}
+		if c.azureKey == "" && c.azureSAS == "" {
+			return nil, fmt.Errorf("no Azure credentials: set %s or %s, or --azure-key-file or --azure-sas-file", EnvAzureKey, EnvAzureSASToken)
+		}
+		if c.azureBlockSizeMiB < 1 || c.azureBlockSizeMiB > azurestore.MaxBlockSize>>20 {
+			return nil, fmt.Errorf("--azure-block-size-mib must be between 1 and %d", azurestore.MaxBlockSize>>20)
+		}
+		return azurestore.New(azurestore.Config{
+			Account:    c.azureAccount,
+			Container:  c.azureContainer,
+			Prefix:     c.prefix,
+			Endpoint:   c.azureEndpoint,
+			AccountKey: c.azureKey,
+			SASToken:   c.azureSAS,
+			BlockSize:  int64(c.azureBlockSizeMiB) << 20,
+		})
 	case "filesystem":
 		return fsstore.New(fsstore.Config{Root: c.fsRoot, Prefix: c.prefix})
 	case "":
-		return nil, errors.New("--store-type is required (s3 or filesystem)")
+		return nil, errors.New("--store-type is required (s3, gcs, azure or filesystem)")
 	}
-	return nil, fmt.Errorf("unknown --store-type %q (want s3 or filesystem)", c.storeType)
+	return nil, fmt.Errorf("unknown --store-type %q (want s3, gcs, azure or filesystem)", c.storeType)
 }
 
 func (c *config) encryptOptions() (crypto.EncryptOptions, error) {
