@@ -21,6 +21,15 @@ command -v node >/dev/null || { log "node is not installed"; exit 1; }
 command -v npm >/dev/null || { log "npm is not installed"; exit 1; }
 
 mkdir -p "$(dirname "${OUT}")"
+# Test packages run in parallel: one installs, the others wait for it.
+if command -v flock >/dev/null; then
+  exec 9>"${OUT}.lock"
+  flock 9
+  if [[ -x "${BIN}" ]]; then
+    echo "${BIN}"
+    exit 0
+  fi
+fi
 tmp="$(mktemp -d "${OUT}.tmp.XXXXXX")"
 trap 'rm -rf "${tmp}"' EXIT
 log "installing azurite@${AZURITE_VERSION} from the npm registry"

@@ -30,6 +30,15 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "${OUT}"
+# Test packages run in parallel: one builds, the others wait for it.
+if command -v flock >/dev/null; then
+  exec 9>"${OUT}/.lock"
+  flock 9
+  if [[ -x "${OUT}/fake-gcs-server" ]]; then
+    echo "${OUT}/fake-gcs-server"
+    exit 0
+  fi
+fi
 tmpbin="$(mktemp -d "${OUT}/.build.XXXXXX")"
 log "building ${MOD}@${FAKE_GCS_VERSION} (a minute or two on a cold cache)"
 if ! GOBIN="${tmpbin}" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath -ldflags "-s -w" "${MOD}@${FAKE_GCS_VERSION}"; then
