@@ -95,6 +95,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		watchNamespace       string
 		agentImage           string
 		agentPullPolicy      string
+		concurrency          int
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, behind Kubernetes authentication and authorization.")
@@ -106,6 +107,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&watchNamespace, "watch-namespace", "", "Reconcile only this namespace; empty for all.")
 	fs.StringVar(&agentImage, "agent-image", controllers.DefaultAgentOptions().Image, "Image of backup and restore Jobs: this operator's own image.")
 	fs.StringVar(&agentPullPolicy, "agent-image-pull-policy", string(corev1.PullIfNotPresent), "Pull policy of the agent image.")
+	fs.IntVar(&concurrency, "concurrency", 2, "How many objects of one kind are reconciled at once.")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -152,7 +154,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	agentOpts := controllers.DefaultAgentOptions()
 	agentOpts.Image = agentImage
 	agentOpts.ImagePullPolicy = corev1.PullPolicy(agentPullPolicy)
-	if err := setupControllers(ctx, mgr, controllers.Options{Agent: agentOpts}); err != nil {
+	if err := setupControllers(ctx, mgr, controllers.Options{Agent: agentOpts, Concurrency: concurrency}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
 	}

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -31,6 +32,8 @@ const waitRequeue = 5 * time.Second
 // BackupReconciler runs one backup in a Job and records its result.
 type BackupReconciler struct {
 	client.Client
+	// Concurrency is how many objects are reconciled at once.
+	Concurrency int
 	// APIReader reads Pods uncached: the operator never caches every Pod.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
@@ -46,6 +49,7 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backstopv1alpha1.Backup{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&batchv1.Job{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backup").
 		Complete(r)
 }

@@ -14,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -35,8 +36,10 @@ const (
 // ones. Due times are computed from the clock, never held in timers.
 type BackupScheduleReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// Concurrency is how many objects are reconciled at once.
+	Concurrency int
+	Recorder    events.EventRecorder
+	Clock       clock.PassiveClock
 	// Resync bounds a requeue, so that a wall-clock jump is noticed.
 	Resync time.Duration
 }
@@ -61,7 +64,8 @@ func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return nil
 			}
 			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.ScheduleRef.Name}}}
-		})).
+		}), builder.WithPredicates(backupPhaseChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backupschedule").
 		Complete(r)
 }
@@ -171,6 +175,8 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 			// take the Backups for their own and prune them.
 			Labels:      map[string]string{LabelSchedule: bs.Name, LabelTarget: bs.Spec.TargetRef.Name, LabelManagedBy: managedBy},
 			Annotations: map[string]string{AnnotationScheduledTime: due.Missed.UTC().Format(time.RFC3339)},
+			// Set here, it saves the Backup controller a write before the Job.
+			Finalizers: []string{FinalizerArtifact},
 		},
 		Spec: backstopv1alpha1.BackupSpec{
 			ScheduleRef:    &backstopv1alpha1.LocalObjectReference{Name: bs.Name},

@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -29,8 +30,10 @@ const (
 // store: write, read back, delete a small object.
 type BackupStoreReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
-	Clock    clock.PassiveClock
+	// Concurrency is how many objects are reconciled at once.
+	Concurrency int
+	Recorder    events.EventRecorder
+	Clock       clock.PassiveClock
 }
 
 // SetupWithManager registers the reconciler.
@@ -41,6 +44,7 @@ func (r *BackupStoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backstopv1alpha1.BackupStore{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(secretSource(), enqueueInSecretNamespace(mgr.GetClient(), &backstopv1alpha1.BackupStoreList{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backupstore").
 		Complete(r)
 }

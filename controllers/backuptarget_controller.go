@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -19,7 +20,9 @@ import (
 // itself is checked by each agent Job, which runs where the data is reachable.
 type BackupTargetReconciler struct {
 	client.Client
-	Recorder events.EventRecorder
+	// Concurrency is how many objects are reconciled at once.
+	Concurrency int
+	Recorder    events.EventRecorder
 }
 
 // SetupWithManager registers the reconciler.
@@ -34,7 +37,8 @@ func (r *BackupTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return nil
 			}
 			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.TargetRef.Name}}}
-		})).
+		}), builder.WithPredicates(backupSucceeded())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backuptarget").
 		Complete(r)
 }

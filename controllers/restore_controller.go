@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -31,10 +32,12 @@ const ReasonSafetyBackupFailed = "SafetyBackupFailed"
 // verify Job, then the restore Job. A finished Restore never runs again.
 type RestoreReconciler struct {
 	client.Client
-	APIReader client.Reader
-	Recorder  events.EventRecorder
-	Clock     clock.PassiveClock
-	Agent     AgentOptions
+	// Concurrency is how many objects are reconciled at once.
+	Concurrency int
+	APIReader   client.Reader
+	Recorder    events.EventRecorder
+	Clock       clock.PassiveClock
+	Agent       AgentOptions
 }
 
 // SetupWithManager registers the reconciler.
@@ -46,6 +49,7 @@ func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backstopv1alpha1.Restore{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&batchv1.Job{}).
 		Watches(&backstopv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(r.restoresOfTarget)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("restore").
 		Complete(r)
 }

@@ -16,6 +16,8 @@ type Options struct {
 	// ScheduleResync bounds how long a schedule sleeps before it reads the
 	// clock again, so a wall-clock jump is noticed. Default 5 minutes.
 	ScheduleResync time.Duration
+	// Concurrency is how many objects of one kind are reconciled at once. Default 2.
+	Concurrency int
 }
 
 // SetupAll registers the field indexes and one reconciler per kind.
@@ -26,17 +28,20 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.Agent.Image == "" {
 		opts.Agent = DefaultAgentOptions()
 	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 2
+	}
 	if err := indexSpecRefs(ctx, mgr); err != nil {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("backstop")
 	c, reader := mgr.GetClient(), mgr.GetAPIReader()
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
-		&BackupStoreReconciler{Client: c, Recorder: recorder, Clock: opts.Clock},
-		&BackupTargetReconciler{Client: c, Recorder: recorder},
-		&BackupScheduleReconciler{Client: c, Recorder: recorder, Clock: opts.Clock, Resync: opts.ScheduleResync},
-		&BackupReconciler{Client: c, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
-		&RestoreReconciler{Client: c, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
+		&BackupStoreReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock},
+		&BackupTargetReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder},
+		&BackupScheduleReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock, Resync: opts.ScheduleResync},
+		&BackupReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
+		&RestoreReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
 	}
 	for _, s := range setups {
 		if err := s.SetupWithManager(mgr); err != nil {

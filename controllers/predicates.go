@@ -1,0 +1,40 @@
+package controllers
+
+import (
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+)
+
+// backupPhaseChanged passes creates, deletes and Backup updates that change
+// the phase: what schedules and targets care about. Other updates (status
+// timestamps, the finalizer) would only wake them for nothing.
+func backupPhaseChanged() predicate.Predicate {
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldBk, ok1 := e.ObjectOld.(*backstopv1alpha1.Backup)
+			newBk, ok2 := e.ObjectNew.(*backstopv1alpha1.Backup)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return oldBk.Status.Phase != newBk.Status.Phase || !newBk.DeletionTimestamp.IsZero()
+		},
+	}
+}
+
+// backupSucceeded passes Backups that are, or just became, Succeeded.
+func backupSucceeded() predicate.Predicate {
+	succeeded := func(o any) bool {
+		bk, ok := o.(*backstopv1alpha1.Backup)
+		return ok && bk.Status.Phase == backstopv1alpha1.BackupSucceeded
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return succeeded(e.Object) },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !succeeded(e.ObjectOld) && succeeded(e.ObjectNew)
+		},
+	}
+}
