@@ -19,6 +19,7 @@ manifests: ## Write the CRDs and the RBAC role from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=backstop-manager crd paths="./api/...;./controllers/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	mkdir -p charts/backstop/crds && rm -f charts/backstop/crds/*.yaml && cp config/crd/bases/*.yaml charts/backstop/crds/
+	cp config/rbac/role.yaml charts/backstop/files/manager-role.yaml
 
 .PHONY: docs
 docs: ## Write docs/reference.md from the CRDs (run after `make manifests`).

@@ -20,6 +20,7 @@ var generatedPaths = []string{
 	"config/crd/bases",
 	"config/rbac/role.yaml",
 	"charts/backstop/crds",
+	"charts/backstop/files/manager-role.yaml",
 }
 
 func TestGeneratedFilesAreUpToDate(t *testing.T) {
