@@ -44,6 +44,8 @@ const (
 	mountIdentity   = "/var/run/backstop/identity"
 	mountRecipients = "/var/run/backstop/recipients"
 	mountStoreCA    = "/var/run/backstop/store-ca"
+	// mountGCSCredentials holds the service-account key of a GCS store.
+	mountGCSCredentials = "/var/run/backstop/gcs"
 
 	// The agent runs as this user; the image's non-root user.
 	agentUID = 65532
@@ -194,6 +196,11 @@ func (b *podBuilder) envFromSecret(name string, sel backstopv1alpha1.SecretKeySe
 	}})
 }
 
+func (b *podBuilder) optionalEnvFromSecret(name string, sel backstopv1alpha1.SecretKeySelector) {
+	b.envFromSecret(name, sel)
+	b.env[len(b.env)-1].ValueFrom.SecretKeyRef.Optional = ptr.To(true)
+}
+
 func (b *podBuilder) addEmptyDir(name, at string) {
 	b.volumes = append(b.volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	b.mounts = append(b.mounts, corev1.VolumeMount{Name: name, MountPath: at})
@@ -280,6 +287,32 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 		b.envFromSecret("AWS_SECRET_ACCESS_KEY", creds)
 		if s3.CASecretRef != nil {
 			b.flag("s3-ca-file", b.addSecretFile("store-ca", mountStoreCA, *s3.CASecretRef))
+		}
+	case bs.Spec.GCS != nil:
+		g := bs.Spec.GCS
+		b.flag("store-type", "gcs")
+		b.flag("gcs-bucket", g.Bucket)
+		if g.Prefix != "" {
+			b.flag("prefix", g.Prefix)
+		}
+		if g.CredentialsSecretRef != nil {
+			b.flag("gcs-credentials-file", b.addSecretFile("gcs-credentials", mountGCSCredentials, *g.CredentialsSecretRef))
+		}
+	case bs.Spec.Azure != nil:
+		a := bs.Spec.Azure
+		b.flag("store-type", "azure")
+		b.flag("azure-account", a.StorageAccount)
+		b.flag("azure-container", a.Container)
+		if a.Endpoint != "" {
+			b.flag("azure-endpoint", a.Endpoint)
+		}
+		if a.Prefix != "" {
+			b.flag("prefix", a.Prefix)
+		}
+		if ref := a.CredentialsSecretRef; ref != nil {
+			// The Secret holds one of the two keys; the agent refuses both.
+			b.optionalEnvFromSecret("AZURE_STORAGE_KEY", backstopv1alpha1.SecretKeySelector{Name: ref.Name, Key: azureAccountKeyKey})
+			b.optionalEnvFromSecret("AZURE_STORAGE_SAS_TOKEN", backstopv1alpha1.SecretKeySelector{Name: ref.Name, Key: azureSASTokenKey})
 		}
 	case bs.Spec.Volume != nil:
 		b.flag("store-type", "filesystem")

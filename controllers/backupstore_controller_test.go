@@ -77,11 +77,16 @@ func TestBackupStoreReconciler_Checks(t *testing.T) {
 			Spec: backstopv1alpha1.BackupStoreSpec{S3: &backstopv1alpha1.S3Store{Bucket: "b", CredentialsSecretRef: backstopv1alpha1.LocalObjectReference{Name: "nope"}},
 				Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}}},
 		}, wantStatus: metav1.ConditionFalse, wantReason: backstopv1alpha1.ReasonSecretNotFound},
-		{name: "gcs not supported yet", store: &backstopv1alpha1.BackupStore{
+		{name: "gcs key Secret missing", store: &backstopv1alpha1.BackupStore{
 			ObjectMeta: metav1.ObjectMeta{Name: "g", Namespace: "shop"},
-			Spec: backstopv1alpha1.BackupStoreSpec{GCS: &backstopv1alpha1.GCSStore{Bucket: "b"},
+			Spec: backstopv1alpha1.BackupStoreSpec{GCS: &backstopv1alpha1.GCSStore{Bucket: "bkt", CredentialsSecretRef: &backstopv1alpha1.SecretKeySelector{Name: "gcs", Key: "key.json"}},
 				Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}}},
-		}, wantStatus: metav1.ConditionFalse, wantReason: ReasonBackendNotSupported},
+		}, wantStatus: metav1.ConditionFalse, wantReason: backstopv1alpha1.ReasonSecretNotFound},
+		{name: "azure Secret without a key or a SAS token", store: &backstopv1alpha1.BackupStore{
+			ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "shop"},
+			Spec: backstopv1alpha1.BackupStoreSpec{Azure: &backstopv1alpha1.AzureStore{StorageAccount: "acct", Container: "backups", CredentialsSecretRef: &backstopv1alpha1.LocalObjectReference{Name: "az"}},
+				Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}}},
+		}, objs: []client.Object{secret("az", "other", "x")}, wantStatus: metav1.ConditionFalse, wantReason: backstopv1alpha1.ReasonSecretNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _ := reconcileStore(t, tc.store, tc.objs...)

@@ -12,6 +12,8 @@ import (
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/internal/crypto"
 	"github.com/backstop-io/backstop/internal/store"
+	"github.com/backstop-io/backstop/internal/store/azure"
+	"github.com/backstop-io/backstop/internal/store/gcs"
 	"github.com/backstop-io/backstop/internal/store/s3"
 )
 
@@ -21,6 +23,9 @@ const (
 	s3SecretAccessKeyKey = "secretAccessKey"
 	defaultS3Endpoint    = "https://s3.amazonaws.com"
 	defaultS3Region      = "us-east-1"
+	// Keys of the Secret named by spec.azure.credentialsSecretRef: one of them.
+	azureAccountKeyKey = "accountKey"
+	azureSASTokenKey   = "sasToken"
 )
 
 // ReasonBackendNotSupported: the store's backend is in the API but this
@@ -85,9 +90,42 @@ func openStore(ctx context.Context, c client.Reader, bs *backstopv1alpha1.Backup
 	case bs.Spec.Volume != nil:
 		return nil, nil
 	case bs.Spec.GCS != nil:
-		return nil, userErrorf(ReasonBackendNotSupported, "the gcs backend is not supported by this version of Backstop yet")
+		spec := bs.Spec.GCS
+		cfg := gcs.Config{Bucket: spec.Bucket, Prefix: spec.Prefix}
+		if spec.CredentialsSecretRef != nil {
+			key, err := secretValue(ctx, c, bs.Namespace, *spec.CredentialsSecretRef)
+			if err != nil {
+				return nil, err
+			}
+			cfg.CredentialsJSON = key
+		}
+		s, err := gcs.New(cfg)
+		if err != nil {
+			return nil, userErrorf(backstopv1alpha1.ReasonInvalidSpec, "%v", err)
+		}
+		return s, nil
 	case bs.Spec.Azure != nil:
-		return nil, userErrorf(ReasonBackendNotSupported, "the azure backend is not supported by this version of Backstop yet")
+		spec := bs.Spec.Azure
+		cfg := azure.Config{Account: spec.StorageAccount, Container: spec.Container, Prefix: spec.Prefix, Endpoint: spec.Endpoint}
+		if spec.CredentialsSecretRef == nil {
+			return nil, userErrorf(ReasonBackendNotSupported, "azure: workload identity is not supported yet; set credentialsSecretRef")
+		}
+		name := spec.CredentialsSecretRef.Name
+		key, keyErr := secretValue(ctx, c, bs.Namespace, backstopv1alpha1.SecretKeySelector{Name: name, Key: azureAccountKeyKey})
+		sas, sasErr := secretValue(ctx, c, bs.Namespace, backstopv1alpha1.SecretKeySelector{Name: name, Key: azureSASTokenKey})
+		switch {
+		case keyErr == nil:
+			cfg.AccountKey = strings.TrimSpace(string(key))
+		case sasErr == nil:
+			cfg.SASToken = strings.TrimSpace(string(sas))
+		default:
+			return nil, userErrorf(backstopv1alpha1.ReasonSecretNotFound, "Secret %q has neither key %q nor key %q", name, azureAccountKeyKey, azureSASTokenKey)
+		}
+		s, err := azure.New(cfg)
+		if err != nil {
+			return nil, userErrorf(backstopv1alpha1.ReasonInvalidSpec, "%v", err)
+		}
+		return s, nil
 	}
 	return nil, userErrorf(backstopv1alpha1.ReasonInvalidSpec, "no backend set")
 }
