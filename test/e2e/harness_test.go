@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +31,7 @@ import (
 	"github.com/backstop-io/backstop/controllers"
 	"github.com/backstop-io/backstop/internal/testutil/minio"
 	"github.com/backstop-io/backstop/test/cluster"
+	"github.com/backstop-io/backstop/test/install"
 	"github.com/backstop-io/backstop/test/podrunner"
 )
 
@@ -59,8 +61,10 @@ type env struct {
 	runner  *podrunner.Runner
 	minio   *minio.Server
 	k8s     client.Client
-	clock   *offsetClock
-	logDir  string
+	// opConfig is what the operator connects with: the chart's ServiceAccount.
+	opConfig *rest.Config
+	clock    *offsetClock
+	logDir   string
 
 	mu       sync.Mutex
 	stopOp   context.CancelFunc
@@ -96,7 +100,12 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{cluster: c, runner: r, minio: minio.Start(t), k8s: c.Client, clock: &offsetClock{}, logDir: filepath.Join(root, "operator"), identity: id}
+	// The operator runs with exactly the chart's RBAC: it impersonates the
+	// chart's ServiceAccount, so a permission the chart lacks fails the suite.
+	sa := install.ApplyChartRBAC(t, c.Config, "backstop-system", "e2e")
+	opConfig := rest.CopyConfig(c.Config)
+	opConfig.Impersonate = rest.ImpersonationConfig{UserName: sa}
+	e := &env{cluster: c, runner: r, minio: minio.Start(t), k8s: c.Client, opConfig: opConfig, clock: &offsetClock{}, logDir: filepath.Join(root, "operator"), identity: id}
 	if err := os.MkdirAll(e.logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +135,7 @@ func (e *env) startOperator(t *testing.T) {
 	}
 	log := zap.New(zap.UseDevMode(true), zap.WriteTo(logf))
 	ctrl.SetLogger(log)
-	mgr, err := ctrl.NewManager(e.cluster.Config, ctrl.Options{
+	mgr, err := ctrl.NewManager(e.opConfig, ctrl.Options{
 		Scheme:                 e.k8s.Scheme(),
 		Logger:                 log,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
