@@ -76,13 +76,3 @@ func secretValue(ctx context.Context, c client.Reader, ns string, sel backstopv1
 	}
 	return v, nil
 }
-
-// secretKeys checks that a Secret exists and holds every key.
-func secretKeys(ctx context.Context, c client.Reader, ns, name string, keys ...string) error {
-	for _, k := range keys {
-		if _, err := secretValue(ctx, c, ns, backstopv1alpha1.SecretKeySelector{Name: name, Key: k}); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -72,11 +72,9 @@ func lastLine(s string) string {
 	return s
 }
 
+// oneLine is the last line of s, cut to a length fit for a status message.
 func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
+	s = lastLine(s)
 	if len(s) > 512 {
 		s = s[:512] + "..."
 	}

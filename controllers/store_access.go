@@ -198,18 +198,6 @@ func identityMatches(ids []age.Identity, recipients []string) bool {
 	return false
 }
 
-func storePrefix(bs *backstopv1alpha1.BackupStore) string {
-	switch {
-	case bs.Spec.S3 != nil:
-		return bs.Spec.S3.Prefix
-	case bs.Spec.GCS != nil:
-		return bs.Spec.GCS.Prefix
-	case bs.Spec.Azure != nil:
-		return bs.Spec.Azure.Prefix
-	}
-	return ""
-}
-
 func describeStore(bs *backstopv1alpha1.BackupStore) string {
 	switch {
 	case bs.Spec.S3 != nil:

@@ -14,8 +14,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -37,6 +35,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/backstop-io/backstop/internal/testutil/assets"
 )
 
 // DefaultControllers are the kube-controller-manager controllers started when
@@ -338,76 +338,12 @@ func (c *Cluster) Stop() error {
 	return c.stopErr
 }
 
-var (
-	repoRootOnce sync.Once
-	repoRoot     string
-	repoRootErr  error
-)
+// RepoRoot is the directory holding go.mod.
+func RepoRoot() (string, error) { return assets.RepoRoot() }
 
-// RepoRoot returns the directory holding go.mod, found by walking up from
-// the working directory (go test runs in the package directory).
-func RepoRoot() (string, error) {
-	repoRootOnce.Do(func() {
-		dir, err := os.Getwd()
-		if err != nil {
-			repoRootErr = err
-			return
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				repoRoot = dir
-				return
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				repoRootErr = errors.New("no go.mod in any parent of the working directory")
-				return
-			}
-			dir = parent
-		}
-	})
-	return repoRoot, repoRootErr
-}
-
-var (
-	assetsOnce sync.Once
-	assetsDir  string
-	assetsErr  error
-)
-
-// AssetsDir returns the directory holding kube-apiserver, etcd and
-// kube-controller-manager: KUBEBUILDER_ASSETS when set, else the output of
-// hack/control-plane.sh (which may build them first; that takes minutes).
-func AssetsDir() (string, error) {
-	assetsOnce.Do(func() {
-		if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-			assetsDir = d
-			return
-		}
-		root, err := RepoRoot()
-		if err != nil {
-			assetsErr = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-		defer cancel()
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "hack", "control-plane.sh"))
-		cmd.Dir = root
-		cmd.Stdout = &stdout
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			assetsErr = fmt.Errorf("hack/control-plane.sh: %w\n%s", err, stderr.String())
-			return
-		}
-		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-		assetsDir = strings.TrimSpace(lines[len(lines)-1])
-		if assetsDir == "" {
-			assetsErr = errors.New("hack/control-plane.sh printed no directory")
-		}
-	})
-	return assetsDir, assetsErr
-}
+// AssetsDir is the directory of the control-plane binaries:
+// KUBEBUILDER_ASSETS, else what hack/control-plane.sh prints.
+func AssetsDir() (string, error) { return assets.ControlPlane() }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -52,12 +52,18 @@ func ControlPlane() (string, error) {
 		}
 		var stdout, stderr bytes.Buffer
 		cmd := exec.Command("bash", filepath.Join(root, "hack", "control-plane.sh"))
+		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil {
 			controlPlaneErr = fmt.Errorf("hack/control-plane.sh: %v: %s", err, stderr.String())
 			return
 		}
-		controlPlaneDir = strings.TrimSpace(stdout.String())
+		// The directory is the last line; anything before it is the build's chatter.
+		lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+		controlPlaneDir = strings.TrimSpace(lines[len(lines)-1])
+		if controlPlaneDir == "" {
+			controlPlaneErr = fmt.Errorf("hack/control-plane.sh printed no directory")
+		}
 	})
 	return controlPlaneDir, controlPlaneErr
 }

@@ -29,6 +29,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
+	"github.com/backstop-io/backstop/internal/testutil/assets"
 )
 
 // Server is a running Azurite blob service.
@@ -50,23 +52,6 @@ var (
 	installErr  error
 )
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Binary returns the path of the azurite-blob launcher, installing Azurite
 // if needed (env BACKSTOP_AZURITE overrides).
 func Binary(t testing.TB) string {
@@ -79,7 +64,7 @@ func Binary(t testing.TB) string {
 			installErr = errors.New("node is not installed")
 			return
 		}
-		root, err := repoRoot()
+		root, err := assets.RepoRoot()
 		if err != nil {
 			installErr = err
 			return

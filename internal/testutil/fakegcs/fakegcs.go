@@ -24,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/backstop-io/backstop/internal/testutil/assets"
 )
 
 // Server is a running fake-gcs-server.
@@ -40,23 +42,6 @@ var (
 	buildErr  error
 )
 
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Binary returns the path of the fake-gcs-server binary, building it if
 // needed (env BACKSTOP_FAKE_GCS overrides).
 func Binary(t testing.TB) string {
@@ -65,7 +50,7 @@ func Binary(t testing.TB) string {
 		return p
 	}
 	buildOnce.Do(func() {
-		root, err := repoRoot()
+		root, err := assets.RepoRoot()
 		if err != nil {
 			buildErr = err
 			return

@@ -23,6 +23,8 @@ import (
 
 	miniogo "github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/backstop-io/backstop/internal/testutil/assets"
 )
 
 // Server is a running MinIO.
@@ -45,27 +47,9 @@ var (
 	buildErr  error
 )
 
-// RepoRoot walks up from the working directory to the directory with go.mod.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
-
 func build() {
 	buildOnce.Do(func() {
-		root, err := RepoRoot()
+		root, err := assets.RepoRoot()
 		if err != nil {
 			buildErr = err
 			return

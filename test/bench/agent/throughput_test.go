@@ -23,6 +23,8 @@ import (
 	"github.com/backstop-io/backstop/internal/engine/postgres"
 	"github.com/backstop-io/backstop/internal/testutil/minio"
 	"github.com/backstop-io/backstop/internal/testutil/pgserver"
+
+	"github.com/backstop-io/backstop/internal/testutil/assets"
 )
 
 // Targets of the "Backup agent" issue.
@@ -234,7 +236,7 @@ type bench struct {
 
 func setup(t *testing.T) *bench {
 	t.Helper()
-	root, err := minio.RepoRoot()
+	root, err := assets.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
