@@ -7,7 +7,11 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/backstop .
+# The version goes to `backstop version` and into every backup's manifest.
+RUN set -eux; \
+    ldflags="-s -w -X main.version=${VERSION} -X github.com/backstop-io/backstop/internal/agent.Version=${VERSION}"; \
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o /out/backstop .; \
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o /out/backstop-agent ./cmd/backstop-agent
 
 # The runtime carries the dump clients: PostgreSQL's newest major from the
 # PGDG repository (pg_dump reads older servers, never newer ones) and the
@@ -25,7 +29,9 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --gid 65532 backstop; \
     useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin backstop
-COPY --from=build /out/backstop /usr/local/bin/backstop
+# backstop-agent is what Jobs run: the same agent without the operator linked
+# in, so a Job's memory is its data path's (see cmd/backstop-agent).
+COPY --from=build /out/backstop /out/backstop-agent /usr/local/bin/
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/backstop"]
 CMD ["manager"]

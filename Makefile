@@ -34,8 +34,9 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: build
-build: ## Build bin/backstop.
+build: ## Build bin/backstop and bin/backstop-agent (what Jobs run).
 	CGO_ENABLED=0 go build -trimpath -o bin/backstop .
+	CGO_ENABLED=0 go build -trimpath -o bin/backstop-agent ./cmd/backstop-agent
 
 .PHONY: control-plane
 control-plane: ## Build (or reuse) kube-apiserver, kube-controller-manager and etcd for tests.

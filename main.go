@@ -1,7 +1,9 @@
-// Command backstop is the one binary of Backstop: the operator (`backstop
-// manager`, the default), the agent that backup and restore Jobs run
-// (`backstop agent backup|restore|verify`), and the user commands
-// (`backstop verify`, `backstop decrypt`) that work with no cluster.
+// Command backstop is Backstop's binary: the operator (`backstop manager`,
+// the default), the agent (`backstop agent backup|restore|verify`), and the
+// user commands (`backstop verify`, `backstop decrypt`) that work with no
+// cluster. Jobs run the same agent through cmd/backstop-agent, a lean entry
+// point in the same image that leaves the operator out, so that a Job's
+// memory is the data path's and not the operator libraries'.
 package main
 
 import (

@@ -22,7 +22,8 @@ type AgentOptions struct {
 	Image string
 	// ImagePullPolicy of agent containers.
 	ImagePullPolicy corev1.PullPolicy
-	// Binary is the agent's path inside the image.
+	// Binary is the agent's path inside the image: backstop-agent, the lean
+	// entry point that does not link the operator (cmd/backstop-agent).
 	Binary string
 }
 
@@ -31,7 +32,7 @@ func DefaultAgentOptions() AgentOptions {
 	return AgentOptions{
 		Image:           "ghcr.io/backstop-io/backstop:latest",
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Binary:          "/usr/local/bin/backstop",
+		Binary:          "/usr/local/bin/backstop-agent",
 	}
 }
 
@@ -84,12 +85,12 @@ func jobName(owner, suffix string) string {
 	return fmt.Sprintf("%s-%s-%s", owner[:keep], hex.EncodeToString(sum[:])[:8], suffix)
 }
 
-// buildAgentJob makes the Job that runs `backstop agent <op>`. Credentials
+// buildAgentJob makes the Job that runs `backstop-agent <op>`. Credentials
 // reach it only as secretKeyRef env or Secret volumes; the pod has no API
 // token, runs as non-root with a read-only root filesystem and no capabilities.
 func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 	b := &podBuilder{}
-	b.args = []string{"agent", string(s.Op), "--artifact-path", s.ArtifactPath}
+	b.args = []string{string(s.Op), "--artifact-path", s.ArtifactPath}
 	if s.Op != opDelete {
 		b.flag("scratch-dir", mountScratch)
 		b.addEmptyDir("scratch", mountScratch)

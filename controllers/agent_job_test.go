@@ -73,7 +73,10 @@ func TestBuildAgentJob_Hardened(t *testing.T) {
 		t.Errorf("pod labels: %v", job.Spec.Template.Labels)
 	}
 	args := strings.Join(c.Args, " ")
-	for _, want := range []string{"agent backup", "--engine postgres", "--host db.shop.svc", "--port 5432", "--database orders",
+	if c.Command[0] != "/usr/local/bin/backstop-agent" || c.Args[0] != "backup" {
+		t.Errorf("command %q args %q, want the lean agent binary running backup", c.Command, c.Args[:1])
+	}
+	for _, want := range []string{"--engine postgres", "--host db.shop.svc", "--port 5432", "--database orders",
 		"--tls-mode require", "--store-type s3", "--s3-bucket backups", "--prefix prod", "--s3-force-path-style",
 		"--encryption x25519", "--recipient age1ql3z7", "--artifact-path shop/orders/b"} {
 		if !strings.Contains(args, want) {

@@ -339,7 +339,7 @@ func (r *BackupReconciler) deleteArtifact(ctx context.Context, bk *backstopv1alp
 	return true, nil
 }
 
-// deleteWithJob runs `backstop agent delete` with the volume mounted.
+// deleteWithJob runs `backstop-agent delete` with the volume mounted.
 func (r *BackupReconciler) deleteWithJob(ctx context.Context, bk *backstopv1alpha1.Backup, bs *backstopv1alpha1.BackupStore) (bool, error) {
 	name := jobName(bk.Name, "delete")
 	job := &batchv1.Job{}

@@ -53,6 +53,8 @@ func TestDemo(t *testing.T) {
 	work := t.TempDir()
 	bin := filepath.Join(work, "backstop")
 	run(t, "", nil, "go", "build", "-o", bin, "github.com/backstop-io/backstop")
+	// What the Jobs run, next to it as in the image.
+	run(t, "", nil, "go", "build", "-o", filepath.Join(work, "backstop-agent"), "github.com/backstop-io/backstop/cmd/backstop-agent")
 
 	say("Starting a local control plane: etcd, kube-apiserver, kube-controller-manager")
 	scheme := runtime.NewScheme()

@@ -76,11 +76,18 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	root := t.TempDir()
+	// The image's two binaries, side by side: the operator and backstop-agent,
+	// which the Jobs run.
 	bin := filepath.Join(root, "backstop")
-	build := exec.Command("go", "build", "-o", bin, "github.com/backstop-io/backstop")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building backstop: %v\n%s", err, out)
+	for _, b := range []struct{ out, pkg string }{
+		{bin, "github.com/backstop-io/backstop"},
+		{filepath.Join(root, "backstop-agent"), "github.com/backstop-io/backstop/cmd/backstop-agent"},
+	} {
+		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", b.pkg, err, out)
+		}
 	}
 
 	scheme := runtime.NewScheme()

@@ -44,7 +44,17 @@ func TestImageName(t *testing.T) {
 }
 
 func TestCommand(t *testing.T) {
-	r := &Runner{opts: Options{Images: map[string]string{"ghcr.io/backstop-io/backstop:dev": "/build/backstop-linux"}}}
+	build := t.TempDir()
+	for _, name := range []string{"backstop-linux", "backstop-agent"} {
+		if err := os.WriteFile(filepath.Join(build, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(build, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(build, "backstop-linux")
+	r := &Runner{opts: Options{Images: map[string]string{"ghcr.io/backstop-io/backstop:dev": main}}}
 	cases := []struct {
 		name       string
 		c          corev1.Container
@@ -53,11 +63,15 @@ func TestCommand(t *testing.T) {
 		wantErrSub string
 	}{
 		{name: "entrypoint by image name", c: corev1.Container{Image: "ghcr.io/backstop-io/backstop:dev", Command: []string{"/backstop", "agent"}, Args: []string{"backup", "$(X)"}},
-			argv: "/backstop agent backup 1", binary: "/build/backstop-linux"},
+			argv: "/backstop agent backup 1", binary: main},
 		{name: "entrypoint by binary name", c: corev1.Container{Image: "ghcr.io/backstop-io/backstop:dev", Command: []string{"backstop-linux"}},
-			argv: "backstop-linux", binary: "/build/backstop-linux"},
+			argv: "backstop-linux", binary: main},
+		{name: "another binary of the image", c: corev1.Container{Image: "ghcr.io/backstop-io/backstop:dev", Command: []string{"/usr/local/bin/backstop-agent"}, Args: []string{"backup"}},
+			argv: "/usr/local/bin/backstop-agent backup", binary: filepath.Join(build, "backstop-agent")},
+		{name: "a directory next to the binary is not a binary", c: corev1.Container{Image: "ghcr.io/backstop-io/backstop:dev", Command: []string{"lib"}},
+			argv: "lib"},
 		{name: "no command", c: corev1.Container{Image: "ghcr.io/backstop-io/backstop:dev", Args: []string{"manager"}},
-			argv: "/build/backstop-linux manager", binary: "/build/backstop-linux"},
+			argv: main + " manager", binary: main},
 		{name: "other command", c: corev1.Container{Image: "ghcr.io/backstop-io/backstop:dev", Command: []string{"sh", "-c", "true"}},
 			argv: "sh -c true"},
 		{name: "unmapped", c: corev1.Container{Image: "busybox", Command: []string{"true"}}, wantErrSub: "not in the pod runner's image table"},

@@ -20,6 +20,9 @@
 //     path element of the image repository (for "ghcr.io/backstop-io/backstop:dev"
 //     that is "backstop"), B runs in place of command[0] (the process still
 //     sees command[0] as argv[0]);
+//   - when a file with the base name of command[0] sits next to B, that file
+//     runs in place of command[0]: B's directory stands for the image's other
+//     binaries (an image that ships "backstop" and "backstop-agent");
 //   - otherwise command[0] is looked up in the container's PATH on this
 //     machine's filesystem (so "/bin/sh" is the host's shell).
 //

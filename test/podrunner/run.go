@@ -501,6 +501,11 @@ func (r *Runner) command(c *corev1.Container, vars map[string]string) ([]string,
 		if name == filepath.Base(bin) || name == imageName(c.Image) {
 			return argv, bin, nil
 		}
+		if sibling := filepath.Join(filepath.Dir(bin), name); name != "." && name != "/" {
+			if fi, err := os.Stat(sibling); err == nil && fi.Mode().IsRegular() {
+				return argv, sibling, nil
+			}
+		}
 	}
 	return argv, "", nil
 }

@@ -122,7 +122,7 @@ func TestAgentThroughput(t *testing.T) {
 		sh := b.shellPipeline(t, gPG, "pg_dump "+strings.Join(postgres.DumpArgs, " ")+` | gzip | age -r "$KEY" > "$OUT"`, b.pg.Env(big.DB), rep)
 		b.add(sh, rep, pgPlain)
 	}
-	b.backup(t, gPG, nameAgentOnly, pgArgs(big.DB), "s3", "bench/pg/agentonly", 0)
+	b.backup(t, gPG, nameFullBinary, pgArgs(big.DB), "s3", "bench/pg/full-binary", 0)
 	b.fixBytes(gPG, pgPlain)
 	b.sizes = append(b.sizes, fmt.Sprintf("%s: pg_dump output %.0f MiB", gPG, mib(pgPlain)))
 
@@ -162,7 +162,7 @@ func TestAgentThroughput(t *testing.T) {
 			append(os.Environ(), "DIR="+tree.Root), rep)
 		b.add(sh, rep, fsRun.Bytes)
 	}
-	b.backup(t, gFiles, nameAgentOnly, filesArgs(tree.Root), "s3", "bench/files/agentonly", 0)
+	b.backup(t, gFiles, nameFullBinary, filesArgs(tree.Root), "s3", "bench/files/full-binary", 0)
 	b.sizes = append(b.sizes, fmt.Sprintf("%s: %d files, tar stream %.0f MiB (agent), %.0f MiB (GNU tar)", gFiles, tree.Files, mib(tarPlain), mib(b.best(gFiles, nameTar).Bytes)))
 
 	gFilesSmall := fmt.Sprintf("files %.0f MiB", mib(part0Bytes))
@@ -211,15 +211,15 @@ const (
 	nameAgentFS = "agent backup -> directory"
 	nameAgentS3 = "agent backup -> MinIO"
 	nameShell   = "shell: dump | gzip | age > file"
-	// nameAgentOnly is the same backup with test/bench/agent/agentonly, a
-	// binary without the operator linked in.
-	nameAgentOnly = "agent-only binary: backup -> MinIO"
+	// nameFullBinary is the same backup run as `backstop agent backup`,
+	// the binary that links the operator too; Jobs run backstop-agent.
+	nameFullBinary = "full backstop binary: backup -> MinIO"
 )
 
 // bench holds the servers, keys and results of one benchmark run.
 type bench struct {
-	work, bin, age    string
-	agentOnly         string
+	work, age         string
+	agent, full       string // backstop-agent (what Jobs run) and backstop
 	pg                *pgserver.Server
 	mc                *minio.Server
 	recipient, idFile string
@@ -241,21 +241,22 @@ func setup(t *testing.T) *bench {
 		t.Fatal(err)
 	}
 	b := &bench{work: t.TempDir()}
-	b.bin = filepath.Join(b.work, "backstop")
+	b.agent = filepath.Join(b.work, "backstop-agent")
+	b.full = filepath.Join(b.work, "backstop")
 	start := time.Now()
-	build := exec.Command("go", "build", "-trimpath", "-o", b.bin, ".")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	for out, pkg := range map[string]string{b.agent: "./cmd/backstop-agent", b.full: "."} {
+		build := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
 	}
 	b.buildTook = time.Since(start).Round(time.Second).String()
-	b.agentOnly = filepath.Join(b.work, "backstop-agentonly")
-	build = exec.Command("go", "build", "-trimpath", "-o", b.agentOnly, "./test/bench/agent/agentonly")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	// BACKSTOP_BENCH_AGENT measures another agent binary (a release, an
+	// experiment) in place of this tree's backstop-agent.
+	if p := os.Getenv("BACKSTOP_BENCH_AGENT"); p != "" {
+		b.agent = p
 	}
 	b.age, _ = minio.AgeBinaries(t)
 	b.pg = pgserver.Start(t)
@@ -317,19 +318,20 @@ func (b *bench) storeArgs(store, artifact string) []string {
 	panic("unknown store " + store)
 }
 
-// agent runs `backstop agent <cmd>` as a Job would and checks its result on
-// stdout and in the termination log.
-func (b *bench) agent(t *testing.T, group, name, cmd string, args []string) measurement {
+// runAgent runs `backstop-agent <cmd>` as a Job does (or `backstop agent
+// <cmd>` for nameFullBinary) and checks its result on stdout and in the
+// termination log.
+func (b *bench) runAgent(t *testing.T, group, name, cmd string, args []string) measurement {
 	t.Helper()
 	termLog := filepath.Join(b.work, "termination-log")
 	_ = os.Remove(termLog)
-	full := append([]string{"agent", cmd}, args...)
-	full = append(full, "--termination-log", termLog, "--progress-interval", "0")
-	bin := b.bin
-	if name == nameAgentOnly {
-		bin = b.agentOnly
+	argv := append([]string{cmd}, args...)
+	argv = append(argv, "--termination-log", termLog, "--progress-interval", "0")
+	bin := b.agent
+	if name == nameFullBinary {
+		bin, argv = b.full, append([]string{"agent"}, argv...)
 	}
-	c := exec.Command(bin, full...)
+	c := exec.Command(bin, argv...)
 	c.Env = b.agentEnv()
 	c.Dir = b.scratch
 	m := run(t, runLimit, group, name, c, capture, true)
@@ -350,7 +352,7 @@ func (b *bench) backup(t *testing.T, group, name string, target []string, store,
 	t.Helper()
 	args := append(append([]string{}, target...), b.storeArgs(store, artifact)...)
 	args = append(args, "--encryption", "x25519", "--recipient", b.recipient)
-	m := b.agent(t, group, name, "backup", args)
+	m := b.runAgent(t, group, name, "backup", args)
 	b.add(m, rep, m.Bytes)
 	return m
 }
@@ -363,7 +365,7 @@ func (b *bench) restore(t *testing.T, group, store string, target []string, arti
 	}
 	args := append(append([]string{}, target...), b.storeArgs(store, artifact)...)
 	args = append(args, "--identity-file", b.idFile, "--scratch-dir", b.scratch)
-	m := b.agent(t, group, name, "restore", args)
+	m := b.runAgent(t, group, name, "restore", args)
 	b.add(m, 0, m.Bytes)
 	return m
 }
@@ -589,7 +591,7 @@ func (b *bench) report(t *testing.T, points []rssPoint) string {
 	}
 	var maxRSS measurement
 	for _, m := range b.results {
-		if m.Agent && m.Name != nameAgentOnly && m.MaxRSS > maxRSS.MaxRSS {
+		if m.Agent && m.Name != nameFullBinary && m.MaxRSS > maxRSS.MaxRSS {
 			maxRSS = m
 		}
 	}
