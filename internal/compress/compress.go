@@ -81,9 +81,10 @@ func (a Algorithm) Level(level int) (int, error) {
 }
 
 // zstdWindow bounds the encoder window so memory stays small whatever the
-// level (the zstd CLI uses 2 MiB at level 3, 8 MiB from level 10 up). The
-// encoder keeps about twice the window, the decoder about four times.
-const zstdWindow = 4 << 20
+// level: 2 MiB, what the zstd CLI uses at its default level 3 (it goes to
+// 8 MiB from level 10 up). The encoder keeps about twice the window, the
+// decoder about four times; at level 3 the encoder needs about 8 MiB in all.
+const zstdWindow = 2 << 20
 
 // NewWriter returns a writer that compresses to w. Close flushes the stream
 // (it does not close w).
@@ -96,7 +97,9 @@ func NewWriter(w io.Writer, a Algorithm, level int) (io.WriteCloser, error) {
 	case Zstd:
 		return zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-			zstd.WithEncoderConcurrency(1),
+			// Two: a block is compressed in a goroutine while the next one
+			// fills, so the dump is read while compressing, not in turns.
+			zstd.WithEncoderConcurrency(2),
 			zstd.WithWindowSize(zstdWindow),
 			zstd.WithEncoderCRC(true),
 		)

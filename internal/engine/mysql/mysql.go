@@ -298,7 +298,7 @@ func (e *Engine) runDump(ctx context.Context, w io.Writer, args []string) error 
 		return engine.Errorf(engine.ReasonDumpFailed, "mysql: starting %s: %v", e.dumper(), err)
 	}
 	tr := &trailer{}
-	_, copyErr := io.Copy(io.MultiWriter(w, tr), stdout)
+	_, copyErr := engine.CopyDump(io.MultiWriter(w, tr), stdout)
 	if copyErr != nil {
 		_ = cmd.Process.Kill()
 	}

@@ -202,7 +202,7 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 	if err := cmd.Start(); err != nil {
 		return engine.Errorf(engine.ReasonDumpFailed, "starting pg_dump: %w", err)
 	}
-	_, copyErr := io.Copy(w, stdout)
+	_, copyErr := engine.CopyDump(w, stdout)
 	if copyErr != nil {
 		// The consumer failed: stop pg_dump and report the consumer's error.
 		_ = cmd.Process.Kill()
