@@ -47,6 +47,11 @@
 //     recreated: the target is as it was.
 //  5. The old and staging schemas are dropped.
 //
+// With several databases, steps 3 and 4 run for one database after another,
+// and every old schema is kept until the last database is in: when one
+// fails, the databases swapped before it are swapped back too, so a restore
+// changes all of its databases or none.
+//
 // Between steps 3 and 4 (milliseconds) a reader can see the new tables without
 // their triggers or views. Foreign keys move with their tables.
 //
@@ -374,12 +379,41 @@ func (e *Engine) Restore(ctx context.Context, r io.Reader) (err error) {
 			return err
 		}
 	}
+	// A restore changes all its databases or none: when one swap fails, the
+	// databases swapped before it are put back too. Their old schemas are
+	// kept until every swap has succeeded.
+	var done []*swapped
+	defer func() {
+		for _, d := range done {
+			d.dropOld()
+		}
+	}()
 	for _, s := range sections {
-		if err := e.swap(ctx, s); err != nil {
+		d, err := e.swap(ctx, s)
+		if err != nil {
+			var undone []string
+			for i := len(done) - 1; i >= 0; i-- {
+				if uerr := done[i].undo(context.WithoutCancel(ctx)); uerr != nil {
+					return engine.Errorf(engine.ReasonRestoreFailed, "%v; ROLLBACK FAILED for database %q, restored before it, which needs attention: %v", err, done[i].target, uerr)
+				}
+				undone = append(undone, strconv.Quote(done[i].target))
+			}
+			if len(undone) > 0 {
+				return engine.Errorf(engine.ReasonRestoreFailed, "%v; the databases restored before it (%s) were put back as well", err, strings.Join(undone, ", "))
+			}
 			return err
 		}
+		done = append(done, d)
 	}
 	return nil
+}
+
+// swapped is a database whose tables have been swapped in. undo puts the
+// database back as it was; dropOld removes the previous tables for good.
+type swapped struct {
+	target  string
+	undo    func(context.Context) error
+	dropOld func()
 }
 
 func (e *Engine) mapTargets(sections []*section) error {
@@ -740,50 +774,57 @@ func dropStatements(db string, o *objects, triggers, views, routines, events boo
 	return b.String()
 }
 
-// swap replaces the target database of s with its staging schema.
-func (e *Engine) swap(ctx context.Context, s *section) (err error) {
+// swap replaces the target database of s with its staging schema. On
+// failure it puts the target back itself; on success the caller either
+// keeps the result (dropOld) or reverts it (undo).
+func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 	target := s.target
 	if _, err := e.exec(ctx, "", "CREATE DATABASE IF NOT EXISTS "+quoteIdent(target), engine.ReasonRestoreFailed); err != nil {
-		return err
+		return nil, err
 	}
 	newObj, err := e.listObjects(ctx, s.stage)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	oldObj, err := e.listObjects(ctx, target)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	newSQL, err := e.programSQL(ctx, s.stage, newObj, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	oldSQL, err := e.programSQL(ctx, target, oldObj, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Staging: remove what cannot move with RENAME TABLE.
 	if drop := dropStatements(s.stage, newObj, true, true, false, false); drop != "" {
 		if _, err := e.exec(ctx, "", drop, engine.ReasonRestoreFailed); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	old := oldPrefix + randomHex(6)
 	if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(old), engine.ReasonRestoreFailed); err != nil {
-		return err
+		return nil, err
 	}
 	bg := context.WithoutCancel(ctx)
-	defer func() {
+	dropOld := func() {
 		_, _ = e.exec(bg, "", "SET SESSION foreign_key_checks = 0; DROP DATABASE IF EXISTS "+quoteIdent(old), "")
+	}
+	defer func() {
+		if err != nil {
+			dropOld()
+		}
 	}()
 
 	// From here on the target changes; every failure rolls back.
-	swapped := false
+	renamed := false
 	defer func() {
 		if err == nil {
 			return
 		}
-		if rerr := e.rollback(bg, s, old, oldObj, newObj, oldSQL, swapped); rerr != nil {
+		if rerr := e.rollback(bg, s, old, oldObj, newObj, oldSQL, renamed); rerr != nil {
 			err = engine.Errorf(engine.ReasonRestoreFailed, "%v; ROLLBACK FAILED, the target %q needs attention: %v", err, target, rerr)
 		} else {
 			err = engine.Errorf(engine.ReasonRestoreFailed, "%v; the target was restored to its previous state", err)
@@ -791,23 +832,24 @@ func (e *Engine) swap(ctx context.Context, s *section) (err error) {
 	}()
 	if drop := dropStatements(target, oldObj, true, true, false, false); drop != "" {
 		if _, err := e.exec(ctx, "", drop, engine.ReasonRestoreFailed); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if rename := renameStatement(target, old, oldObj.tables, s.stage, target, newObj.tables); rename != "" {
 		if _, err := e.exec(ctx, "", rename, engine.ReasonRestoreFailed); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	swapped = true
+	renamed = true
 	rebuild := dropStatements(target, oldObj, false, false, true, true)
 	if _, err := e.exec(ctx, "", rebuild+"SELECT 1", engine.ReasonRestoreFailed); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := e.exec(ctx, target, newSQL+"\n"+s.events.String(), engine.ReasonRestoreFailed); err != nil {
-		return err
+		return nil, err
 	}
-	return nil
+	undo := func(ctx context.Context) error { return e.rollback(ctx, s, old, oldObj, newObj, oldSQL, true) }
+	return &swapped{target: target, undo: undo, dropOld: dropOld}, nil
 }
 
 // renameStatement moves fromTables of a to b and toTables of c to d, in one statement.

@@ -252,6 +252,45 @@ func TestMySQL_MultipleDatabases(t *testing.T) {
 	noBackstopSchemas(t, s)
 }
 
+// A failure in the second database of a restore puts the first one back
+// too: a restore changes all of its databases or none.
+func TestMySQL_MultipleDatabasesFailureLeavesAll(t *testing.T) {
+	s := server(t)
+	a, b := newDB(t, s), newDB(t, s)
+	s.MustQuery(t, a, "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (2); CREATE VIEW v AS SELECT SUM(x) AS s FROM t")
+	s.MustQuery(t, b, "CREATE TABLE u (y TEXT); INSERT INTO u VALUES ('b')")
+	e := newEngine(t, s, a, b)
+	data := dump(t, e)
+	// b's events, the last part of the dump, fail after b's tables are
+	// swapped in, and so after a has been restored.
+	last := bytes.LastIndex(data, []byte(eventsMarker+b))
+	if last < 0 || bytes.Index(data, []byte(eventsMarker+a)) > last {
+		t.Fatalf("the dump does not end with the events of %s", b)
+	}
+	bad := append(append([]byte{}, data[:last]...),
+		[]byte(eventsMarker+b+"\nCREATE EVENT broken ON SCHEDULE NEVER DO nothing;\n-- Dump completed on 2030-01-01\n")...)
+	s.MustQuery(t, a, "DELETE FROM t; INSERT INTO t VALUES (7); CREATE TABLE extra (z INT)")
+	s.MustQuery(t, b, "INSERT INTO u VALUES ('changed')")
+	beforeA, beforeB := state(t, s, a), state(t, s, b)
+	err := e.Restore(context.Background(), bytes.NewReader(bad))
+	if err == nil {
+		t.Fatal("Restore with a broken event succeeded")
+	}
+	if r := engine.ReasonOf(err); r != engine.ReasonRestoreFailed {
+		t.Errorf("reason = %q (%v)", r, err)
+	}
+	if !strings.Contains(err.Error(), "put back as well") {
+		t.Errorf("the error does not say the first database was put back: %v", err)
+	}
+	t.Logf("error: %v", err)
+	equalMaps(t, beforeA, state(t, s, a))
+	equalMaps(t, beforeB, state(t, s, b))
+	noBackstopSchemas(t, s)
+	if got := s.MustQuery(t, a, "SELECT s FROM v"); got != "7" {
+		t.Errorf("the view of %s after the failed restore: %q", a, got)
+	}
+}
+
 func TestMySQL_RestoreFailureLeavesTarget(t *testing.T) {
 	s := server(t)
 	src := newDB(t, s)
