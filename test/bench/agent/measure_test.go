@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -29,6 +30,11 @@ type measurement struct {
 	Wall   time.Duration
 	// CPU is user+system time of the process and its waited-for children.
 	CPU time.Duration
+	// MachineCPU is the CPU time every process of the machine used during
+	// the run (from /proc/stat): the database server and MinIO included.
+	// The run cannot have taken less than MachineCPU / Cores.
+	MachineCPU time.Duration
+	Cores      int
 	// MaxRSS is ru_maxrss from wait4: the peak RSS of the process or of its
 	// largest waited-for descendant (pg_dump, psql, gzip, age), whichever is
 	// larger, and at least Floor. It is the number the targets are checked
@@ -118,6 +124,7 @@ func run(t *testing.T, limit time.Duration, group, name string, cmd *exec.Cmd, o
 	}
 	l.Stderr = stderr
 	l.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	busyBefore := machineBusy(t)
 	if err := l.Start(); err != nil {
 		t.Fatalf("%s / %s: starting: %v", group, name, err)
 	}
@@ -126,6 +133,7 @@ func run(t *testing.T, limit time.Duration, group, name string, cmd *exec.Cmd, o
 	timer := time.AfterFunc(limit, func() { killed.Store(true); _ = syscall.Kill(-pid, syscall.SIGKILL) })
 	err := l.Wait()
 	timer.Stop()
+	busy := machineBusy(t) - busyBefore
 	if err != nil {
 		if killed.Load() {
 			t.Fatalf("%s / %s: killed at the limit of %s: %v\nstderr: %s", group, name, limit, err, stderr)
@@ -142,12 +150,42 @@ func run(t *testing.T, limit time.Duration, group, name string, cmd *exec.Cmd, o
 	}
 	m := measurement{Group: group, Name: name, Wall: time.Duration(lr.WallNs), CPU: time.Duration(lr.CPUNs),
 		MaxRSS: lr.MaxRSSKiB << 10, OwnHWM: lr.HWM, RssAnon: lr.RssAnon, RssFile: lr.RssFile, Floor: lr.Floor,
+		MachineCPU: busy, Cores: runtime.NumCPU(),
 		Stdout: stdout.String(), Stderr: stderr.String()}
 	if out == drain {
 		m.Bytes = counted.n
 	}
 	return m
 }
+
+// machineBusy is the CPU time all processes of the machine have used since
+// boot: the user, nice, system, irq and softirq columns of /proc/stat's cpu
+// line (idle, iowait and steal are not work).
+func machineBusy(t *testing.T) time.Duration {
+	t.Helper()
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		t.Fatalf("unexpected /proc/stat: %q", line)
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			t.Fatalf("/proc/stat: %v", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / clockTicks)
+}
+
+// clockTicks is USER_HZ, the unit of /proc/stat: 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
 
 // The launcher. ru_maxrss of a process started straight from the test
 // binary is useless: Go starts children with vfork (CLONE_VM), and exec
