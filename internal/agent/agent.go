@@ -16,6 +16,8 @@ import (
 	"github.com/backstop-io/backstop/internal/engine"
 	"github.com/backstop-io/backstop/internal/manifest"
 	"github.com/backstop-io/backstop/internal/pipeline"
+	azurestore "github.com/backstop-io/backstop/internal/store/azure"
+	gcsstore "github.com/backstop-io/backstop/internal/store/gcs"
 )
 
 // Version is the backstop version written to manifests. The build sets it
@@ -39,21 +41,75 @@ func version() string {
 // stderr on failure, and returns the exit code: 0 on success, 1 on a failed
 // run, 2 on bad usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	LimitMemory()
 	return run(ctx, args, stdout, stderr, os.Getenv)
 }
 
-// MemoryLimit is the soft limit of the Go heap an agent run sets (unless
-// GOMEMLIMIT is set). The data path's live memory is about 30 MiB whatever
-// the data size (a 16 MiB upload part, the zstd window, age chunks); the
-// limit keeps the garbage collector from letting the heap double on top.
+// MemoryLimit is the soft limit of the Go heap for runs that do not upload
+// (restore, verify, delete): the zstd decoder, download and engine buffers
+// are well under it.
 const MemoryLimit = 40 << 20
 
-// LimitMemory applies MemoryLimit unless GOMEMLIMIT is set.
-func LimitMemory() {
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(MemoryLimit)
+// memoryAllowance is what a backup holds besides the upload buffer and the
+// compressor: copy buffers, age chunks, the runtime's own memory (spans,
+// metadata, stacks: several MiB in this binary) and room for garbage
+// between collections.
+const memoryAllowance = 12 << 20
+
+// minBackupMemoryLimit keeps the collector from running all the time in
+// backups that hold little (a directory store, a low level): below it, the
+// runtime's own memory leaves the heap too little room.
+const minBackupMemoryLimit = 32 << 20
+
+// limitMemory sets the Go heap's soft limit for a run, unless GOMEMLIMIT is
+// set. A backup's live memory does not grow with the data: it is the upload
+// buffer and the compressor, both fixed by the flags. The limit is that plus
+// memoryAllowance, so the garbage collector keeps the heap near its live
+// size instead of letting it double (GOGC's default): the peak RSS is the
+// data path's, flat, and small. The data path makes little garbage, so
+// collections stay rare.
+func limitMemory(cmd string, c *config) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
 	}
+	limit := int64(MemoryLimit)
+	if cmd == "backup" {
+		limit = max(minBackupMemoryLimit, c.uploadBuffer()+compressorMemory(c.compression, c.compressionLevel)+memoryAllowance)
+	}
+	debug.SetMemoryLimit(limit)
+}
+
+// uploadBuffer is the memory the store's upload holds at once.
+func (c *config) uploadBuffer() int64 {
+	switch c.storeType {
+	case "s3":
+		return int64(c.s3PartSizeMiB) << 20
+	case "gcs":
+		return gcsstore.DefaultChunkSize
+	case "azure":
+		return int64(c.azureBlockSizeMiB) << 20 * azurestore.DefaultConcurrency
+	}
+	return 0
+}
+
+// compressorMemory is what the compressor holds at a level, measured for
+// klauspost/compress with the 2 MiB zstd window internal/compress sets, with
+// some margin (memlimit_test.go checks it).
+func compressorMemory(algorithm string, level int) int64 {
+	switch compress.Algorithm(algorithm) {
+	case compress.Zstd:
+		switch {
+		case level == 0 || level >= 3 && level < 6:
+			return 8 << 20
+		case level < 3:
+			return 6 << 20
+		case level < 10:
+			return 11 << 20
+		}
+		return 48 << 20
+	case compress.Gzip:
+		return 2 << 20
+	}
+	return 0
 }
 
 // UserMain runs the user commands `backstop verify [flags]` and
@@ -137,6 +193,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if fs.NArg() > 0 {
 		return finish(invalid("unexpected arguments: %s", strings.Join(fs.Args(), " ")), nil)
 	}
+	limitMemory(cmd, c)
 	if err := c.loadSecrets(getenv); err != nil {
 		return finish(invalid("%v", err), nil)
 	}

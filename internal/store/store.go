@@ -37,6 +37,16 @@ type Store interface {
 	String() string
 }
 
+// KnownLength returns the number of bytes left in r when r can tell
+// (bytes.Reader, strings.Reader, bytes.Buffer): backends send such small
+// objects, a manifest or a probe, without allocating a whole upload part.
+func KnownLength(r io.Reader) (int64, bool) {
+	if l, ok := r.(interface{ Len() int }); ok {
+		return int64(l.Len()), true
+	}
+	return 0, false
+}
+
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
 	Key          string

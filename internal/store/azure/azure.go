@@ -296,7 +296,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	bb := s.c.NewBlockBlobClient(k)
 
-	first := make([]byte, s.blockSize)
+	firstSize := int64(s.blockSize)
+	if n, ok := store.KnownLength(r); ok && n < firstSize {
+		firstSize = n + 1 // a small object (a manifest): no full block buffer
+	}
+	first := make([]byte, firstSize)
 	n, rerr := io.ReadFull(r, first)
 	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 		_, err := bb.Upload(ctx, streaming.NopCloser(bytes.NewReader(first[:n])), &blockblob.UploadOptions{HTTPHeaders: octetStream})

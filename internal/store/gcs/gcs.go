@@ -289,7 +289,7 @@ func (s *Store) disambiguate(ctx context.Context, op string, err error) error {
 }
 
 // Put streams r to key as a resumable upload in chunks of the configured
-// size. On any failure the writer's context is cancelled before the upload
+// size (smaller for a reader that knows its small length). On any failure the writer's context is cancelled before the upload
 // is finalized, so no object appears.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	k, err := s.key("put", key)
@@ -300,6 +300,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	defer cancel()
 	w := s.bkt.Object(k).NewWriter(wctx)
 	w.ChunkSize = s.chunk
+	if n, ok := store.KnownLength(r); ok && n < int64(s.chunk) {
+		// A small object (a manifest) needs no full chunk buffer; the
+		// library rounds this up to its minimum of 256 KiB.
+		w.ChunkSize = int(n) + 1
+	}
 	w.ContentType = "application/octet-stream"
 	// Resumable chunks are retried only this long, then the upload fails.
 	w.ChunkRetryDeadline = 2 * time.Minute

@@ -231,13 +231,19 @@ func (s *Store) disambiguate(ctx context.Context, err error) error {
 }
 
 // Put streams r to key as a multipart upload with parts of the configured
-// size. On failure the upload is aborted.
+// size. On failure the upload is aborted. A reader that knows its length
+// (a manifest in a bytes.Reader) is sent as one plain PUT, without a part
+// buffer.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	k, err := s.key("put", key)
 	if err != nil {
 		return err
 	}
-	_, err = s.c.PutObject(ctx, s.bucket, k, r, -1, minio.PutObjectOptions{
+	size, known := store.KnownLength(r)
+	if !known {
+		size = -1
+	}
+	_, err = s.c.PutObject(ctx, s.bucket, k, r, size, minio.PutObjectOptions{
 		PartSize:    s.partSize,
 		ContentType: "application/octet-stream",
 	})
