@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -49,11 +50,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // are well under it.
 const MemoryLimit = 40 << 20
 
-// memoryAllowance is what a backup holds besides the upload buffer and the
-// compressor: copy buffers, age chunks, the runtime's own memory (spans,
-// metadata, stacks: several MiB in this binary) and room for garbage
-// between collections.
-const memoryAllowance = 12 << 20
+// memoryAllowance is what a backup holds besides the upload buffer, the
+// compressor and what the runtime held at its start: copy buffers, age
+// chunks, the upload's HTTP state (about 2 MiB), and a little room for
+// garbage between collections: the data path makes little, so a few
+// collections a second at most keep within it.
+const memoryAllowance = 4 << 20
 
 // minBackupMemoryLimit keeps the collector from running all the time in
 // backups that hold little (a directory store, a low level): below it, the
@@ -62,7 +64,9 @@ const minBackupMemoryLimit = 32 << 20
 
 // limitMemory sets the Go heap's soft limit for a run, unless GOMEMLIMIT is
 // set. A backup's live memory does not grow with the data: it is the upload
-// buffer and the compressor, both fixed by the flags. The limit is that plus
+// buffer and the compressor, both fixed by the flags, on top of what the
+// runtime holds already (the package initialisers' heap, larger in the
+// backstop binary, which links the operator). The limit is their sum plus
 // memoryAllowance, so the garbage collector keeps the heap near its live
 // size instead of letting it double (GOGC's default): the peak RSS is the
 // data path's, flat, and small. The data path makes little garbage, so
@@ -73,9 +77,18 @@ func limitMemory(cmd string, c *config) {
 	}
 	limit := int64(MemoryLimit)
 	if cmd == "backup" {
-		limit = max(minBackupMemoryLimit, c.uploadBuffer()+compressorMemory(c.compression, c.compressionLevel)+memoryAllowance)
+		limit = runtimeMemory() + c.uploadBuffer() + compressorMemory(c.compression, c.compressionLevel) + memoryAllowance
+		limit = max(minBackupMemoryLimit, limit)
 	}
 	debug.SetMemoryLimit(limit)
+}
+
+// runtimeMemory is the memory the Go runtime holds now, as the soft limit
+// counts it: everything it has mapped, less what it has given back.
+func runtimeMemory() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
 }
 
 // uploadBuffer is the memory the store's upload holds at once.
