@@ -1,10 +1,11 @@
-// Package agent holds the backup agent's throughput benchmark: the backstop
-// binary run as `backstop agent backup|restore` subprocesses, exactly as a Job
-// runs it, against a real PostgreSQL server (about 1 GiB of pg_dump output),
-// a 2 GiB file tree, a real MinIO and a filesystem store, side by side with
-// pg_dump and tar alone and with the shell pipeline
-// `pg_dump | gzip | age -r KEY > file`. It measures wall time, throughput and
-// the peak RSS of each process.
+// Package agent holds the backup agent's throughput benchmark: the
+// backstop-agent binary run as `backstop-agent backup|restore` subprocesses,
+// exactly as a Job runs it (and the full backstop binary once, for
+// comparison), against a real PostgreSQL server (about 1 GiB of pg_dump
+// output), a 2 GiB file tree, a real MinIO and a filesystem store, side by
+// side with pg_dump and tar alone, with `zstd -3` alone, and with the shell
+// pipeline `pg_dump | gzip | age -r KEY > file`. It measures wall time,
+// throughput, CPU and the peak RSS of each process.
 //
 // It runs only with BACKSTOP_BENCH=1 (`make bench`); see docs/benchmarks.md,
 // section "Agent throughput".
