@@ -779,9 +779,20 @@ func dropStatements(db string, o *objects, triggers, views, routines, events boo
 // keeps the result (dropOld) or reverts it (undo).
 func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 	target := s.target
-	if _, err := e.exec(ctx, "", "CREATE DATABASE IF NOT EXISTS "+quoteIdent(target), engine.ReasonRestoreFailed); err != nil {
+	// A target that did not exist is created here, and dropped again by
+	// every rollback, so that a failed restore leaves no empty database.
+	created, err := e.createIfMissing(ctx, target)
+	if err != nil {
 		return nil, err
 	}
+	bg := context.WithoutCancel(ctx)
+	defer func() {
+		if err != nil && created {
+			if derr := e.dropDatabase(bg, target); derr != nil {
+				err = engine.Errorf(engine.ReasonRestoreFailed, "%v; the database %q it created could not be dropped: %v", err, target, derr)
+			}
+		}
+	}()
 	newObj, err := e.listObjects(ctx, s.stage)
 	if err != nil {
 		return nil, err
@@ -808,10 +819,7 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 	if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(old), engine.ReasonRestoreFailed); err != nil {
 		return nil, err
 	}
-	bg := context.WithoutCancel(ctx)
-	dropOld := func() {
-		_, _ = e.exec(bg, "", "SET SESSION foreign_key_checks = 0; DROP DATABASE IF EXISTS "+quoteIdent(old), "")
-	}
+	dropOld := func() { _ = e.dropDatabase(bg, old) }
 	defer func() {
 		if err != nil {
 			dropOld()
@@ -848,8 +856,39 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 	if _, err := e.exec(ctx, target, newSQL+"\n"+s.events.String(), engine.ReasonRestoreFailed); err != nil {
 		return nil, err
 	}
-	undo := func(ctx context.Context) error { return e.rollback(ctx, s, old, oldObj, newObj, oldSQL, true) }
+	undo := func(ctx context.Context) error {
+		if err := e.rollback(ctx, s, old, oldObj, newObj, oldSQL, true); err != nil {
+			return err
+		}
+		if created {
+			return e.dropDatabase(ctx, target)
+		}
+		return nil
+	}
 	return &swapped{target: target, undo: undo, dropOld: dropOld}, nil
+}
+
+// createIfMissing creates database db unless it exists, and says whether it
+// did. CREATE DATABASE without IF NOT EXISTS fails, rather than claiming a
+// database somebody else created in between.
+func (e *Engine) createIfMissing(ctx context.Context, db string) (bool, error) {
+	n, err := e.exec(ctx, "", "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+quoteString(db), engine.ReasonRestoreFailed)
+	if err != nil {
+		return false, err
+	}
+	if n != "0" {
+		return false, nil
+	}
+	if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(db), engine.ReasonRestoreFailed); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// dropDatabase drops db and whatever it holds.
+func (e *Engine) dropDatabase(ctx context.Context, db string) error {
+	_, err := e.exec(ctx, "", "SET SESSION foreign_key_checks = 0; DROP DATABASE IF EXISTS "+quoteIdent(db), "")
+	return err
 }
 
 // renameStatement moves fromTables of a to b and toTables of c to d, in one statement.

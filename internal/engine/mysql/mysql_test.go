@@ -291,6 +291,75 @@ func TestMySQL_MultipleDatabasesFailureLeavesAll(t *testing.T) {
 	}
 }
 
+// A failed restore into databases that did not exist leaves none behind,
+// whether the failing database is the new one or one restored after it.
+func TestMySQL_FailureLeavesNoNewDatabase(t *testing.T) {
+	s := server(t)
+	a, b := newDB(t, s), newDB(t, s)
+	s.MustQuery(t, a, "CREATE TABLE t (x INT); INSERT INTO t VALUES (1)")
+	s.MustQuery(t, b, "CREATE TABLE u (y TEXT); INSERT INTO u VALUES ('b')")
+	data := dump(t, newEngine(t, s, a, b))
+	// withBrokenEvents replaces the events of db, the last part of dump,
+	// with one that fails after db's tables are swapped in.
+	withBrokenEvents := func(dump []byte, db string) []byte {
+		last := bytes.LastIndex(dump, []byte(eventsMarker+db))
+		if last < 0 || bytes.Index(dump[last+1:], []byte(eventsMarker)) >= 0 {
+			t.Fatalf("the dump does not end with the events of %s", db)
+		}
+		return append(append([]byte{}, dump[:last]...),
+			[]byte(eventsMarker+db+"\nCREATE EVENT broken ON SCHEDULE NEVER DO nothing;\n-- Dump completed on 2030-01-01\n")...)
+	}
+	exists := func(db string) bool {
+		t.Helper()
+		return s.MustQuery(t, "", "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '"+db+"'") != "0"
+	}
+
+	t.Run("the only database", func(t *testing.T) {
+		missing := a + "_new"
+		single := dump(t, newEngine(t, s, a))
+		err := newEngine(t, s, missing).Restore(context.Background(), bytes.NewReader(withBrokenEvents(single, a)))
+		if err == nil {
+			t.Fatal("Restore with a broken event succeeded")
+		}
+		t.Logf("error: %v", err)
+		if exists(missing) {
+			t.Errorf("the failed restore left database %s behind", missing)
+		}
+		noBackstopSchemas(t, s)
+		// The same name restores fine from a good dump.
+		if err := newEngine(t, s, missing).Restore(context.Background(), bytes.NewReader(single)); err != nil {
+			t.Fatalf("Restore into a new database: %v", err)
+		}
+		t.Cleanup(func() { s.MustQuery(t, "", "DROP DATABASE IF EXISTS "+mariadbserver.QuoteIdent(missing)) })
+		if got := s.MustQuery(t, missing, "SELECT SUM(x) FROM t"); got != "1" {
+			t.Errorf("restored data: %q", got)
+		}
+	})
+
+	t.Run("restored before the failing one", func(t *testing.T) {
+		// The database the dump holds first is missing; the second fails.
+		first, second := a, b
+		if bytes.Index(data, []byte(eventsMarker+a)) > bytes.Index(data, []byte(eventsMarker+b)) {
+			first, second = b, a
+		}
+		s.MustQuery(t, "", "DROP DATABASE "+mariadbserver.QuoteIdent(first))
+		before := state(t, s, second)
+		err := newEngine(t, s, a, b).Restore(context.Background(), bytes.NewReader(withBrokenEvents(data, second)))
+		if err == nil {
+			t.Fatal("Restore with a broken event succeeded")
+		}
+		if !strings.Contains(err.Error(), "put back as well") {
+			t.Errorf("the error does not say the first database was put back: %v", err)
+		}
+		t.Logf("error: %v", err)
+		if exists(first) {
+			t.Errorf("the failed restore left database %s behind", first)
+		}
+		equalMaps(t, before, state(t, s, second))
+		noBackstopSchemas(t, s)
+	})
+}
+
 func TestMySQL_RestoreFailureLeavesTarget(t *testing.T) {
 	s := server(t)
 	src := newDB(t, s)
