@@ -289,8 +289,9 @@ func (s *Store) disambiguate(ctx context.Context, op string, err error) error {
 }
 
 // Put streams r to key as a resumable upload in chunks of the configured
-// size (smaller for a reader that knows its small length). On any failure the writer's context is cancelled before the upload
-// is finalized, so no object appears.
+// size (smaller for a reader that knows its small length). On any failure
+// the writer's context is cancelled before the upload is finalized, so no
+// object appears.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	k, err := s.key("put", key)
 	if err != nil {
