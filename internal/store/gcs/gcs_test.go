@@ -9,11 +9,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -350,6 +353,65 @@ func TestGCS_ServiceAccountKey(t *testing.T) {
 		}
 	}
 	t.Logf("refused key: %v", err)
+}
+
+// A granted token does not mean access: GCS answers 401 or 403 to an
+// account without the bucket's permissions. fake-gcs-server never does, so
+// a proxy in front of it answers as GCS would (its JSON error body) while
+// deny is set, and passes requests through otherwise.
+func TestGCS_PermissionDenied(t *testing.T) {
+	srv := fakegcs.Start(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var deny atomic.Int32
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := int(deny.Load())
+		if code == 0 {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"error":{"code":%d,"message":"backup@backstop-test.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage object. Permission 'storage.objects.create' denied on resource (or it may not exist).","errors":[{"message":"denied","domain":"global","reason":"forbidden"}]}}`, code)
+	}))
+	defer ts.Close()
+	s := newStore(t, srv, func(c *Config) { c.Endpoint = ts.URL })
+	ctx := context.Background()
+	if err := s.Put(ctx, "kept", strings.NewReader("old")); err != nil {
+		t.Fatalf("put through the proxy: %v", err)
+	}
+
+	for _, code := range []int{http.StatusForbidden, http.StatusUnauthorized} {
+		deny.Store(int32(code))
+		what := fmt.Sprintf("HTTP %d", code)
+		err := s.Probe(ctx)
+		wantReason(t, what+" probe", err, store.ReasonAuthenticationFailed)
+		if !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", code)) || !strings.Contains(err.Error(), "storage.objects.create") {
+			t.Errorf("%s: the error does not carry the server's answer: %v", what, err)
+		}
+		t.Logf("%s: %v", what, err)
+		wantReason(t, what+" put", s.Put(ctx, "new", newData(9<<20)), store.ReasonAuthenticationFailed)
+		_, err = s.Get(ctx, "kept")
+		wantReason(t, what+" get", err, store.ReasonAuthenticationFailed)
+		_, err = s.Stat(ctx, "kept")
+		wantReason(t, what+" stat", err, store.ReasonAuthenticationFailed)
+		_, err = s.List(ctx, "")
+		wantReason(t, what+" list", err, store.ReasonAuthenticationFailed)
+		wantReason(t, what+" delete", s.Delete(ctx, "kept"), store.ReasonAuthenticationFailed)
+	}
+
+	// Nothing was written or removed while access was refused.
+	deny.Store(0)
+	list, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || !strings.HasSuffix(list[0].Key, "kept") {
+		t.Errorf("objects after the refused calls: %+v, want only kept", list)
+	}
 }
 
 func TestGCS_Config(t *testing.T) {
