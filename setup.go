@@ -19,7 +19,7 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, opts controllers.Op
 func runTool(ctx context.Context, command string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
 	switch command {
 	case "agent":
-		return agent.Main(ctx, args, stdout, stderr), true
+		return agent.Main(ctx, "backstop agent", args, stdout, stderr), true
 	case "verify", "decrypt":
 		return agent.UserMain(ctx, append([]string{command}, args...), stdout, stderr), true
 	}

@@ -20,7 +20,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := agent.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := agent.Main(ctx, "backstop-agent", os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

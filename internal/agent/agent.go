@@ -36,13 +36,14 @@ func version() string {
 	return "dev"
 }
 
-// Main runs `backstop agent <backup|restore|verify> [flags]`. args start with
-// the subcommand (a leading "agent" is skipped). It prints the Result as one
-// line of JSON on stdout (and to the termination log), a one-line error on
-// stderr on failure, and returns the exit code: 0 on success, 1 on a failed
-// run, 2 on bad usage.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return run(ctx, args, stdout, stderr, os.Getenv)
+// Main runs `<prog> <backup|restore|verify|delete> [flags]`; prog is how the
+// user called the agent ("backstop agent", "backstop-agent"), for usage and
+// error lines. args start with the subcommand (a leading "agent" is
+// skipped). It prints the Result as one line of JSON on stdout (and to the
+// termination log), a one-line error on stderr on failure, and returns the
+// exit code: 0 on success, 1 on a failed run, 2 on bad usage.
+func Main(ctx context.Context, prog string, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, prog, args, stdout, stderr, os.Getenv)
 }
 
 // MemoryLimit is the soft limit of the Go heap for runs that do not upload
@@ -131,31 +132,31 @@ func UserMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return runUser(ctx, args, stdout, stderr, os.Getenv)
 }
 
-const agentUsage = `usage: backstop agent <backup|restore|verify|delete> [flags]
-Run "backstop agent <command> -h" for the flags.
-`
+func agentUsage(prog string) string {
+	return fmt.Sprintf("usage: %[1]s <backup|restore|verify|delete> [flags]\nRun \"%[1]s <command> -h\" for the flags.\n", prog)
+}
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) > 0 && args[0] == "agent" {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, agentUsage)
+		fmt.Fprint(stderr, agentUsage(prog))
 		return 2
 	}
 	cmd := args[0]
 	switch cmd {
 	case "backup", "restore", "verify", "delete":
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, agentUsage)
+		fmt.Fprint(stdout, agentUsage(prog))
 		return 0
 	default:
-		fmt.Fprintf(stderr, "backstop agent: unknown command %q\n%s", cmd, agentUsage)
+		fmt.Fprintf(stderr, "%s: unknown command %q\n%s", prog, cmd, agentUsage(prog))
 		return 2
 	}
 
 	c := &config{}
-	fs := flag.NewFlagSet("backstop agent "+cmd, flag.ContinueOnError)
+	fs := flag.NewFlagSet(prog+" "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.storeFlags(fs)
 	switch cmd {
@@ -198,7 +199,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		writeTerminationLog(c.terminationLog, b)
 		fmt.Fprintf(stdout, "%s\n", b)
 		if err != nil {
-			fmt.Fprintf(stderr, "backstop agent %s: %s: %s\n", cmd, res.Reason, res.Message)
+			fmt.Fprintf(stderr, "%s %s: %s: %s\n", prog, cmd, res.Reason, res.Message)
 		}
 		return code
 	}

@@ -141,7 +141,7 @@ type runResult struct {
 func runAgent(t *testing.T, env map[string]string, args ...string) runResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	code := run(context.Background(), "backstop agent", args, &out, &errb, func(k string) string { return env[k] })
 	rr := runResult{code: code, stdout: out.String(), stderr: errb.String()}
 	line := strings.TrimSpace(rr.stdout)
 	if line != "" && code != 2 {
@@ -459,6 +459,13 @@ func TestAgent_FilesystemScryptAndUsage(t *testing.T) {
 	}
 	if rr := runAgent(t, nil, "frobnicate"); rr.code != 2 {
 		t.Fatalf("unknown command: exit %d", rr.code)
+	}
+	// The error line names the program as it was run: Job logs show
+	// backstop-agent.
+	var out, errb bytes.Buffer
+	code := run(context.Background(), "backstop-agent", append([]string{"backup", "--engine", "testdb", "--encryption", "plain"}, store...), &out, &errb, func(string) string { return "" })
+	if want := "backstop-agent backup: InvalidInput: "; code != 1 || !strings.HasPrefix(errb.String(), want) || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("exit %d, stderr %q: want one line starting %q", code, errb.String(), want)
 	}
 }
 

@@ -21,7 +21,7 @@ func TestAgent_DeleteFromFilesystemStore(t *testing.T) {
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"delete", "--store-type", "filesystem", "--fs-root", root, "--prefix", "backups",
+	code := run(context.Background(), "backstop agent", []string{"delete", "--store-type", "filesystem", "--fs-root", root, "--prefix", "backups",
 		"--artifact-path", "ns/db/b1", "--termination-log", filepath.Join(root, "term")}, &stdout, &stderr, func(string) string { return "" })
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())

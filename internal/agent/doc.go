@@ -141,8 +141,9 @@
 // DeadlineExceeded, Canceled. ParseResult decodes it.
 //
 // Exit status: 0 on success; 1 on a failed run, with a one-line error
-// "backstop agent <cmd>: <Reason>: <message>" on stderr; 2 on bad usage
-// (unknown command or flag). Messages never hold a password, key,
-// passphrase or credential URL: known secret values and anything shaped like
-// an age secret key are replaced by [redacted].
+// "backstop-agent <cmd>: <Reason>: <message>" on stderr ("backstop agent
+// <cmd>: ..." when run so); 2 on bad usage (unknown command or flag).
+// Messages never hold a password, key, passphrase or credential URL: known
+// secret values and anything shaped like an age secret key are replaced by
+// [redacted].
 package agent
