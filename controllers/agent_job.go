@@ -278,6 +278,9 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 		if s3.ForcePathStyle {
 			b.args = append(b.args, "--s3-force-path-style")
 		}
+		if s3.PartSizeMiB != 0 {
+			b.flag("s3-part-size-mib", strconv.Itoa(int(s3.PartSizeMiB)))
+		}
 		if s3.Prefix != "" {
 			b.flag("prefix", s3.Prefix)
 		}

@@ -33,7 +33,7 @@ func testStore() *backstopv1alpha1.BackupStore {
 		ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: "shop"},
 		Spec: backstopv1alpha1.BackupStoreSpec{
 			S3: &backstopv1alpha1.S3Store{Bucket: "backups", Prefix: "prod", Endpoint: "http://minio:9000", ForcePathStyle: true,
-				CredentialsSecretRef: backstopv1alpha1.LocalObjectReference{Name: "s3"}},
+				CredentialsSecretRef: backstopv1alpha1.LocalObjectReference{Name: "s3"}, PartSizeMiB: 64},
 			Encryption: backstopv1alpha1.Encryption{Recipients: &backstopv1alpha1.AgeRecipients{
 				PublicKeys:        []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"},
 				IdentitySecretRef: &backstopv1alpha1.SecretKeySelector{Name: "age", Key: "identity.txt"},
@@ -77,7 +77,7 @@ func TestBuildAgentJob_Hardened(t *testing.T) {
 		t.Errorf("command %q args %q, want the lean agent binary running backup", c.Command, c.Args[:1])
 	}
 	for _, want := range []string{"--engine postgres", "--host db.shop.svc", "--port 5432", "--database orders",
-		"--tls-mode require", "--store-type s3", "--s3-bucket backups", "--prefix prod", "--s3-force-path-style",
+		"--tls-mode require", "--store-type s3", "--s3-bucket backups", "--prefix prod", "--s3-force-path-style", "--s3-part-size-mib 64",
 		"--encryption x25519", "--recipient age1ql3z7", "--artifact-path shop/orders/b"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args lack %q: %s", want, args)

@@ -164,6 +164,12 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"endpoint not a URL", "BackupStore", `
   s3: {bucket: backups, endpoint: "ftp://minio", credentialsSecretRef: {name: s3}}
   encryption: {none: {}}`, "spec.s3.endpoint"},
+		{"s3 part size too small", "BackupStore", `
+  s3: {bucket: backups, credentialsSecretRef: {name: s3}, partSizeMiB: 4}
+  encryption: {none: {}}`, "spec.s3.partSizeMiB"},
+		{"s3 part size too large", "BackupStore", `
+  s3: {bucket: backups, credentialsSecretRef: {name: s3}, partSizeMiB: 513}
+  encryption: {none: {}}`, "spec.s3.partSizeMiB"},
 		{"s3 without credentials", "BackupStore", `
   s3: {bucket: backups}
   encryption: {none: {}}`, "spec.s3.credentialsSecretRef: Required value"},

@@ -50,8 +50,9 @@
 //	--s3-ca-file FILE               extra CAs (PEM) to trust
 //	--s3-credentials-dir DIR        files accessKeyID and secretAccessKey (a mounted Secret);
 //	                                else env AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
-//	--s3-part-size-mib N            multipart part size, default 16 (S3 allows 10,000 parts:
-//	                                16 MiB parts hold up to 156 GiB; raise it for more)
+//	--s3-part-size-mib N            multipart part size, 5 to 512, default 16 (S3 allows 10,000
+//	                                parts: 16 MiB parts hold up to 156 GiB; raise it for more;
+//	                                the BackupStore's spec.s3.partSizeMiB)
 //	--gcs-bucket NAME               Google Cloud Storage bucket
 //	--gcs-endpoint URL              http(s)://host[:port]; default Google's JSON API endpoint.
 //	                                For an emulator (fake-gcs-server) or a Private Service Connect endpoint

@@ -127,7 +127,7 @@ func (c *config) storeFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.s3Insecure, "s3-insecure", false, "use plain HTTP when the endpoint has no scheme")
 	fs.StringVar(&c.s3CAFile, "s3-ca-file", "", "PEM file of CAs to trust for the S3 endpoint")
 	fs.StringVar(&c.s3CredentialsDir, "s3-credentials-dir", "", "directory with files "+CredentialsFileAccessKeyID+" and "+CredentialsFileSecretAccessKey+" (else env "+EnvAccessKeyID+", "+EnvSecretAccessKey+")")
-	fs.IntVar(&c.s3PartSizeMiB, "s3-part-size-mib", s3store.DefaultPartSize>>20, "multipart part size in MiB (objects are limited to 10000 parts)")
+	fs.IntVar(&c.s3PartSizeMiB, "s3-part-size-mib", s3store.DefaultPartSize>>20, "multipart part size in MiB, 5 to 512 (objects are limited to 10000 parts)")
 	fs.StringVar(&c.fsRoot, "fs-root", "", "root directory of a filesystem store")
 	fs.StringVar(&c.gcsBucket, "gcs-bucket", "", "GCS bucket")
 	fs.StringVar(&c.gcsEndpoint, "gcs-endpoint", "", "GCS endpoint URL http(s)://host[:port] (default: Google's; an http:// endpoint without credentials is used anonymously)")
@@ -292,8 +292,8 @@ func (c *config) openStore() (store.Store, error) {
 		if c.accessKey == "" || c.secretKey == "" {
 			return nil, fmt.Errorf("no S3 credentials: set %s and %s, or --s3-credentials-dir", EnvAccessKeyID, EnvSecretAccessKey)
 		}
-		if c.s3PartSizeMiB < 5 {
-			return nil, errors.New("--s3-part-size-mib must be at least 5")
+		if c.s3PartSizeMiB < 5 || c.s3PartSizeMiB > 512 {
+			return nil, errors.New("--s3-part-size-mib must be 5 to 512")
 		}
 		return s3store.New(s3store.Config{
 			Endpoint:        c.s3Endpoint,

@@ -279,6 +279,46 @@ func TestBackup_DumpDiesHalfway(t *testing.T) {
 	}
 }
 
+// S3 takes at most 10,000 parts in one upload, so the part size bounds an
+// artifact. Past it the backup fails with a message that says which limit
+// and how to raise it, and leaves nothing in the bucket. The store's part
+// limit is lowered to reach it with 16 MiB of data.
+func TestBackup_S3PartLimit(t *testing.T) {
+	key := newKey(t)
+	srv := minio.Start(t)
+	st := newS3(t, srv, func(c *s3store.Config) { c.MaxParts = 2 }) // 2 parts of 5 MiB
+	_, err := Backup(context.Background(), BackupOptions{
+		Engine: newFake("postgres", testData(16<<20)), Store: st, ArtifactPath: artifactPath,
+		Compression: compress.None,
+		Encryption:  crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}},
+	})
+	if r := reasonOf(t, err); r != ReasonStoreError {
+		t.Fatalf("reason %s (%v), want StoreError", r, err)
+	}
+	for _, want := range []string{"larger than 2 parts of 5 MiB (10 MiB)", "spec.s3.partSizeMiB"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	t.Logf("error: %v", err)
+	if keys := listKeys(t, st); len(keys) != 0 {
+		t.Fatalf("store holds %v after a backup over the part limit", keys)
+	}
+	if n := srv.IncompleteUploads(t, ""); n != 0 {
+		t.Fatalf("incomplete uploads: %d", n)
+	}
+
+	// Data that fits in the parts (two of 5 MiB) goes through.
+	fits := newS3(t, srv, func(c *s3store.Config) { c.MaxParts = 2 })
+	eng := newFake("postgres", testData(9<<20))
+	if _, err := Backup(context.Background(), BackupOptions{
+		Engine: eng, Store: fits, ArtifactPath: artifactPath, Compression: compress.None,
+		Encryption: crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}},
+	}); err != nil {
+		t.Fatalf("a backup within the part limit: %v", err)
+	}
+}
+
 // backupTo makes an artifact and returns the manifest.
 func backupTo(t *testing.T, st store.Store, eng *fakeEngine, enc crypto.EncryptOptions) *manifest.Manifest {
 	t.Helper()

@@ -224,6 +224,8 @@ func (e *env) s3Store(name, ns string) *backstopv1alpha1.BackupStore {
 				Endpoint:             "http://" + e.minio.Endpoint,
 				ForcePathStyle:       true,
 				CredentialsSecretRef: backstopv1alpha1.LocalObjectReference{Name: "minio"},
+				// The smallest parts S3 takes: the Jobs pass it to the agent.
+				PartSizeMiB: 5,
 			},
 			Encryption: backstopv1alpha1.Encryption{Recipients: &backstopv1alpha1.AgeRecipients{
 				PublicKeys:        []string{e.identity.Recipient().String()},

@@ -28,6 +28,9 @@ import (
 // parts it bounds an object to about 156 GiB; raise it for larger data.
 const DefaultPartSize = 16 << 20
 
+// MaxParts is the number of parts S3 takes in one multipart upload.
+const MaxParts = 10000
+
 // Config configures an S3 store. AccessKeyID and SecretAccessKey are secrets.
 type Config struct {
 	// Endpoint is host[:port] or a URL (http:// or https://).
@@ -47,6 +50,9 @@ type Config struct {
 	SecretAccessKey string
 	// PartSize is the multipart part size; DefaultPartSize when 0.
 	PartSize uint64
+	// MaxParts is the most parts of an upload; MaxParts when 0. A test
+	// lowers it to reach the limit with little data.
+	MaxParts int
 	// MaxRetries is how often a request is tried; 3 when 0.
 	MaxRetries int
 }
@@ -58,6 +64,7 @@ type Store struct {
 	prefix   string
 	endpoint string
 	partSize uint64
+	maxParts int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -141,7 +148,11 @@ func New(c Config) (*Store, error) {
 	if !secure {
 		scheme = "http"
 	}
-	return &Store{c: cl, bucket: c.Bucket, prefix: strings.Trim(c.Prefix, "/"), endpoint: scheme + "://" + host, partSize: ps}, nil
+	maxParts := c.MaxParts
+	if maxParts <= 0 {
+		maxParts = MaxParts
+	}
+	return &Store{c: cl, bucket: c.Bucket, prefix: strings.Trim(c.Prefix, "/"), endpoint: scheme + "://" + host, partSize: ps, maxParts: maxParts}, nil
 }
 
 func (s *Store) String() string { return fmt.Sprintf("s3 bucket %q at %s", s.bucket, s.endpoint) }
@@ -242,6 +253,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	size, known := store.KnownLength(r)
 	if !known {
 		size = -1
+		r = &partLimitReader{r: r, left: int64(s.maxParts) * int64(s.partSize), err: s.tooLarge(key)}
 	}
 	_, err = s.c.PutObject(ctx, s.bucket, k, r, size, minio.PutObjectOptions{
 		PartSize:    s.partSize,
@@ -256,6 +268,44 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	defer cancel()
 	_ = s.c.RemoveIncompleteUpload(actx, s.bucket, k)
 	return s.classify("put", key, err)
+}
+
+// tooLarge is the error of an upload that would need more parts than S3
+// takes: it says which limit was hit and what raises it.
+func (s *Store) tooLarge(key string) error {
+	limit := fmt.Sprintf("%d MiB", uint64(s.maxParts)*s.partSize>>20)
+	if gib := float64(s.maxParts) * float64(s.partSize) / (1 << 30); gib >= 1 {
+		limit = fmt.Sprintf("%.1f GiB", gib)
+	}
+	return &store.Error{Reason: store.ReasonStoreError, Op: "put", Key: key, Err: fmt.Errorf(
+		"the object is larger than %d parts of %d MiB (%s), the most one upload takes at this part size; raise the part size (the BackupStore's spec.s3.partSizeMiB)",
+		s.maxParts, s.partSize>>20, limit)}
+}
+
+// partLimitReader reads at most left bytes from r and fails with err when
+// r holds more: the upload stops with a precise error at the part limit
+// instead of the client library's generic one, and no object is completed.
+type partLimitReader struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (l *partLimitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		var b [1]byte
+		n, err := io.ReadFull(l.r, b[:])
+		if n > 0 {
+			return 0, l.err
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // Get opens key. The first byte is fetched before it returns, so a missing
