@@ -83,8 +83,18 @@ func (a Algorithm) Level(level int) (int, error) {
 // zstdWindow bounds the encoder window so memory stays small whatever the
 // level: 2 MiB, what the zstd CLI uses at its default level 3 (it goes to
 // 8 MiB from level 10 up). The encoder keeps about twice the window, the
-// decoder about four times; at level 3 the encoder needs about 8 MiB in all.
+// decoder about four times.
 const zstdWindow = 2 << 20
+
+// parallelWindow is the window of the fast levels (1 to 5), which compress
+// in two parallel jobs, as zstd -T2 does: the jobs are four windows long,
+// so a small window keeps the jobs' buffers small (about 16 MiB in all).
+// On database dumps and file trees it costs no measurable ratio; the
+// slower levels, chosen for ratio, keep the long window in one stream.
+const parallelWindow = 128 << 10
+
+// maxParallelLevel is the highest zstd level compressed in parallel jobs.
+const maxParallelLevel = 5
 
 // NewWriter returns a writer that compresses to w. Close flushes the stream
 // (it does not close w).
@@ -95,14 +105,20 @@ func NewWriter(w io.Writer, a Algorithm, level int) (io.WriteCloser, error) {
 	}
 	switch a {
 	case Zstd:
-		return zstd.NewWriter(w,
+		opts := []zstd.EOption{
 			zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-			// Two: a block is compressed in a goroutine while the next one
-			// fills, so the dump is read while compressing, not in turns.
+			// Two: the fast levels compress two jobs at once; the slow
+			// ones compress a block while the next one fills, so the dump
+			// is read while compressing, not in turns.
 			zstd.WithEncoderConcurrency(2),
-			zstd.WithWindowSize(zstdWindow),
 			zstd.WithEncoderCRC(true),
-		)
+		}
+		if level <= maxParallelLevel {
+			opts = append(opts, zstd.WithWindowSize(parallelWindow), zstd.WithConcurrentBlocks(true))
+		} else {
+			opts = append(opts, zstd.WithWindowSize(zstdWindow))
+		}
+		return zstd.NewWriter(w, opts...)
 	case Gzip:
 		return gzip.NewWriterLevel(w, level)
 	default:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -45,5 +46,46 @@ func TestRoundTripAndCorruption(t *testing.T) {
 	}
 	if _, err := None.Level(3); err == nil {
 		t.Error("a level for none accepted")
+	}
+}
+
+// The fast levels compress in parallel jobs that are stitched into one
+// frame; every level must give back the exact bytes, whatever the sizes
+// of the writes, across many jobs.
+func TestZstd_EveryLevelRoundTrips(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	plain := make([]byte, 6<<20+12345)
+	for i := range plain {
+		if i/4096%3 == 0 {
+			plain[i] = byte(rng.Uint32()) // incompressible stretches
+		} else {
+			plain[i] = "INSERT INTO t VALUES (1, 'backstop');\n"[i%38]
+		}
+	}
+	for _, level := range []int{1, 3, 5, 6, 19} {
+		var buf bytes.Buffer
+		w, err := NewWriter(&buf, Zstd, level)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off, n := 0, 1; off < len(plain); off, n = off+n, n*3%200003+1 {
+			if _, err := w.Write(plain[off:min(off+n, len(plain))]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		d, err := NewReader(bytes.NewReader(buf.Bytes()), Zstd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := io.ReadAll(d)
+		if err != nil || !bytes.Equal(out, plain) {
+			t.Fatalf("level %d: %d of %d bytes back, %v", level, len(out), len(plain), err)
+		}
+		if ratio := float64(buf.Len()) / float64(len(plain)); ratio > 0.4 {
+			t.Errorf("level %d: compressed to %.2f of the input, want about a third", level, ratio)
+		}
 	}
 }
