@@ -81,9 +81,9 @@ type S3Store struct {
 	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
 
 	// partSizeMiB is the size of each part of a backup's multipart upload,
-	// in MiB; 16 when unset. S3 takes at most 10,000 parts, so it bounds a
-	// backup's stored size (16 MiB: 156 GiB; 512 MiB: 5 TiB, S3's largest
-	// object). Each backup Job holds one part in memory.
+	// in MiB; 8 when unset. S3 takes at most 10,000 parts, so it bounds a
+	// backup's stored size (8 MiB: 78 GiB; 64 MiB: 625 GiB; 512 MiB: 5 TiB,
+	// S3's largest object). Each backup Job holds one part in memory.
 	// +optional
 	// +kubebuilder:validation:Minimum=5
 	// +kubebuilder:validation:Maximum=512

@@ -20,8 +20,9 @@
 // # Memory
 //
 // A backup's live memory is fixed by its flags, whatever the data size: the
-// upload buffer (--s3-part-size-mib, 16 MiB by default; GCS 8 MiB; Azure two
-// blocks) and the compressor (about 8 MiB at zstd 3, 48 MiB at zstd 19).
+// upload buffer (--s3-part-size-mib, 8 MiB by default; GCS 8 MiB; Azure two
+// blocks of 4 MiB) and the compressor (about 12 MiB at zstd 3, which
+// compresses in two parallel jobs, 48 MiB at zstd 19).
 // Unless GOMEMLIMIT is set, the run sets the Go heap's soft limit to that
 // plus what the runtime holds at the start and 4 MiB (at least 32 MiB), so
 // the heap stays near its live size; restores and verifies use 40 MiB.
@@ -50,8 +51,8 @@
 //	--s3-ca-file FILE               extra CAs (PEM) to trust
 //	--s3-credentials-dir DIR        files accessKeyID and secretAccessKey (a mounted Secret);
 //	                                else env AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
-//	--s3-part-size-mib N            multipart part size, 5 to 512, default 16 (S3 allows 10,000
-//	                                parts: 16 MiB parts hold up to 156 GiB; raise it for more;
+//	--s3-part-size-mib N            multipart part size, 5 to 512, default 8 (S3 allows 10,000
+//	                                parts: 8 MiB parts hold up to 78 GiB; raise it for more;
 //	                                the BackupStore's spec.s3.partSizeMiB)
 //	--gcs-bucket NAME               Google Cloud Storage bucket
 //	--gcs-endpoint URL              http(s)://host[:port]; default Google's JSON API endpoint.
@@ -69,8 +70,8 @@
 //	                                else env AZURE_STORAGE_KEY
 //	--azure-sas-file FILE           file holding a SAS token (key sasToken); else env
 //	                                AZURE_STORAGE_SAS_TOKEN. Exactly one of key and SAS token
-//	--azure-block-size-mib N        block size, default 8 (Azure allows 50,000 blocks: 8 MiB blocks
-//	                                hold up to 390 GiB; raise it for more); two blocks are in flight
+//	--azure-block-size-mib N        block size, default 4 (Azure allows 50,000 blocks: 4 MiB blocks
+//	                                hold up to 195 GiB; raise it for more); two blocks are in flight
 //	--fs-root DIR                   filesystem store: the directory (e.g. a mounted PVC)
 //	--prefix P                      key prefix in the store
 //	--artifact-path NS/TARGET/NAME  required; the artifact is <prefix>/<artifact-path>/

@@ -39,8 +39,8 @@ import (
 
 const (
 	// DefaultBlockSize is the size of one staged block. With Azure's limit
-	// of 50,000 blocks per blob it bounds an object to about 390 GiB.
-	DefaultBlockSize = 8 << 20
+	// of 50,000 blocks per blob it bounds an object to about 195 GiB.
+	DefaultBlockSize = 4 << 20
 	// DefaultConcurrency is how many blocks are in flight at once; memory is
 	// about BlockSize x Concurrency.
 	DefaultConcurrency = 2

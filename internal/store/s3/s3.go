@@ -24,9 +24,10 @@ import (
 	"github.com/backstop-io/backstop/internal/store"
 )
 
-// DefaultPartSize is the multipart part size. With S3's limit of 10,000
-// parts it bounds an object to about 156 GiB; raise it for larger data.
-const DefaultPartSize = 16 << 20
+// DefaultPartSize is the multipart part size, as the AWS CLI's. With S3's
+// limit of 10,000 parts it bounds an object to about 78 GiB; raise it for
+// larger data. A backup holds one part in memory.
+const DefaultPartSize = 8 << 20
 
 // MaxParts is the number of parts S3 takes in one multipart upload.
 const MaxParts = 10000
