@@ -88,7 +88,7 @@ const zstdWindow = 2 << 20
 
 // parallelWindow is the window of the fast levels (1 to 5), which compress
 // in two parallel jobs, as zstd -T2 does: the jobs are four windows long,
-// so a small window keeps the jobs' buffers small (about 16 MiB in all).
+// so a small window keeps the jobs' buffers small (about 12 MiB in all).
 // On database dumps and file trees it costs no measurable ratio; the
 // slower levels, chosen for ratio, keep the long window in one stream.
 const parallelWindow = 128 << 10
