@@ -313,6 +313,9 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 		if a.Prefix != "" {
 			b.flag("prefix", a.Prefix)
 		}
+		if a.BlockSizeMiB != 0 {
+			b.flag("azure-block-size-mib", strconv.Itoa(int(a.BlockSizeMiB)))
+		}
 		if ref := a.CredentialsSecretRef; ref != nil {
 			// The Secret holds one of the two keys; the agent refuses both.
 			b.optionalEnvFromSecret("AZURE_STORAGE_KEY", backstopv1alpha1.SecretKeySelector{Name: ref.Name, Key: azureAccountKeyKey})

@@ -156,3 +156,44 @@ func TestJobName(t *testing.T) {
 		t.Error("short names are kept")
 	}
 }
+
+// GCS and Azure stores reach the agent as flags, with the credentials from
+// the store's Secret (a mounted file for GCS, env from secretKeyRef for
+// Azure) and never in the arguments.
+func TestBuildAgentJob_CloudStores(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spec  backstopv1alpha1.BackupStoreSpec
+		wants []string
+	}{
+		{"gcs", backstopv1alpha1.BackupStoreSpec{GCS: &backstopv1alpha1.GCSStore{Bucket: "backups", Prefix: "prod",
+			CredentialsSecretRef: &backstopv1alpha1.SecretKeySelector{Name: "gcs", Key: "key.json"}}},
+			[]string{"--store-type gcs", "--gcs-bucket backups", "--prefix prod", "--gcs-credentials-file /"}},
+		{"azure", backstopv1alpha1.BackupStoreSpec{Azure: &backstopv1alpha1.AzureStore{StorageAccount: "acct", Container: "backups",
+			Endpoint: "http://azurite:10000/acct", BlockSizeMiB: 32, CredentialsSecretRef: &backstopv1alpha1.LocalObjectReference{Name: "az"}}},
+			[]string{"--store-type azure", "--azure-account acct", "--azure-container backups", "--azure-endpoint http://azurite:10000/acct", "--azure-block-size-mib 32"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs := testStore()
+			bs.Spec.S3, bs.Spec.GCS, bs.Spec.Azure = tc.spec.S3, tc.spec.GCS, tc.spec.Azure
+			job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
+				Op: opBackup, Name: "b-backup", Namespace: "shop", Target: testTarget(), Store: bs, ArtifactPath: "shop/orders/b",
+			})
+			c := job.Spec.Template.Spec.Containers[0]
+			args := strings.Join(c.Args, " ")
+			for _, want := range tc.wants {
+				if !strings.Contains(args, want) {
+					t.Errorf("args lack %q: %s", want, args)
+				}
+			}
+			if strings.Contains(args, "s3-") {
+				t.Errorf("S3 flags for a %s store: %s", tc.name, args)
+			}
+			for _, env := range c.Env {
+				if env.Value != "" || env.ValueFrom == nil || env.ValueFrom.SecretKeyRef == nil {
+					t.Errorf("env %s is not a secretKeyRef", env.Name)
+				}
+			}
+		})
+	}
+}

@@ -141,6 +141,15 @@ type AzureStore struct {
 	// When unset, the pod's workload identity is used.
 	// +optional
 	CredentialsSecretRef *LocalObjectReference `json:"credentialsSecretRef,omitempty"`
+
+	// blockSizeMiB is the size of each block of a backup's upload, in MiB;
+	// 4 when unset. A blob takes at most 50,000 blocks, so it bounds a
+	// backup's stored size (4 MiB: 195 GiB; 64 MiB: 3 TiB; 512 MiB: 24 TiB).
+	// Each backup Job holds two blocks in memory.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=512
+	BlockSizeMiB int32 `json:"blockSizeMiB,omitempty"`
 }
 
 // VolumeStore writes artifacts to a directory on a PersistentVolumeClaim.

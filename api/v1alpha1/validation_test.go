@@ -170,6 +170,12 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		{"s3 part size too large", "BackupStore", `
   s3: {bucket: backups, credentialsSecretRef: {name: s3}, partSizeMiB: 513}
   encryption: {none: {}}`, "spec.s3.partSizeMiB"},
+		{"azure block size too small", "BackupStore", `
+  azure: {storageAccount: acct, container: backups, blockSizeMiB: -1}
+  encryption: {none: {}}`, "spec.azure.blockSizeMiB"},
+		{"azure block size too large", "BackupStore", `
+  azure: {storageAccount: acct, container: backups, blockSizeMiB: 513}
+  encryption: {none: {}}`, "spec.azure.blockSizeMiB"},
 		{"s3 without credentials", "BackupStore", `
   s3: {bucket: backups}
   encryption: {none: {}}`, "spec.s3.credentialsSecretRef: Required value"},

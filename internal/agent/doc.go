@@ -71,7 +71,8 @@
 //	--azure-sas-file FILE           file holding a SAS token (key sasToken); else env
 //	                                AZURE_STORAGE_SAS_TOKEN. Exactly one of key and SAS token
 //	--azure-block-size-mib N        block size, default 4 (Azure allows 50,000 blocks: 4 MiB blocks
-//	                                hold up to 195 GiB; raise it for more); two blocks are in flight
+//	                                hold up to 195 GiB; raise it for more; the BackupStore's
+//	                                spec.azure.blockSizeMiB); two blocks are in flight
 //	--fs-root DIR                   filesystem store: the directory (e.g. a mounted PVC)
 //	--prefix P                      key prefix in the store
 //	--artifact-path NS/TARGET/NAME  required; the artifact is <prefix>/<artifact-path>/

@@ -37,6 +37,20 @@ type Store interface {
 	String() string
 }
 
+// TooLarge is the error of an upload that would need more pieces (S3
+// parts, Azure blocks) than one object takes: it names the limit and the
+// BackupStore field that raises it.
+func TooLarge(key string, pieces int, piece string, pieceSize int64, field string) error {
+	total := uint64(pieces) * uint64(pieceSize)
+	limit := fmt.Sprintf("%d MiB", total>>20)
+	if total >= 1<<30 {
+		limit = fmt.Sprintf("%.1f GiB", float64(total)/(1<<30))
+	}
+	return &Error{Reason: ReasonStoreError, Op: "put", Key: key, Err: fmt.Errorf(
+		"the object is larger than %d %ss of %d MiB (%s), the most one object takes at this %s size; raise the %s size (the BackupStore's %s)",
+		pieces, piece, pieceSize>>20, limit, piece, piece, field)}
+}
+
 // KnownLength returns the number of bytes left in r when r can tell
 // (bytes.Reader, strings.Reader, bytes.Buffer): backends send such small
 // objects, a manifest or a probe, without allocating a whole upload part.

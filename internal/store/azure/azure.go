@@ -46,6 +46,8 @@ const (
 	DefaultConcurrency = 2
 	// MaxBlockSize is Azure's limit for one block.
 	MaxBlockSize = 4000 << 20
+	// MaxBlocks is the number of blocks Azure takes in one blob.
+	MaxBlocks = 50000
 )
 
 // Config configures an Azure Blob store. AccountKey and SASToken are
@@ -69,6 +71,9 @@ type Config struct {
 	BlockSize int64
 	// Concurrency is the number of blocks uploaded at once; DefaultConcurrency when 0.
 	Concurrency int
+	// MaxBlocks is the most blocks of a blob; MaxBlocks when 0. A test
+	// lowers it to reach the limit with little data.
+	MaxBlocks int
 	// MaxRetries is how often a failed request is retried; 3 when 0.
 	MaxRetries int
 }
@@ -82,6 +87,7 @@ type Store struct {
 	endpoint    string
 	blockSize   int64
 	concurrency int
+	maxBlocks   int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -161,6 +167,10 @@ func New(c Config) (*Store, error) {
 	if conc <= 0 {
 		conc = DefaultConcurrency
 	}
+	maxBlocks := c.MaxBlocks
+	if maxBlocks <= 0 {
+		maxBlocks = MaxBlocks
+	}
 	return &Store{
 		c:           cl,
 		account:     c.Account,
@@ -169,6 +179,7 @@ func New(c Config) (*Store, error) {
 		endpoint:    shown,
 		blockSize:   bs,
 		concurrency: conc,
+		maxBlocks:   maxBlocks,
 	}, nil
 }
 
@@ -353,6 +364,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 				cancel()
 				break
 			}
+		}
+		if fill > 0 && i >= s.maxBlocks {
+			// Nothing is committed: the staged blocks are dropped by Azure.
+			srcErr = store.TooLarge(key, s.maxBlocks, "block", s.blockSize, "spec.azure.blockSizeMiB")
+			cancel()
+			break
 		}
 		if fill > 0 {
 			id := blockID(i)

@@ -385,3 +385,30 @@ func TestAzure_Config(t *testing.T) {
 		t.Fatalf("String() = %s", got)
 	}
 }
+
+// A blob takes at most MaxBlocks blocks: an upload that needs more fails
+// with a message naming the limit and the field that raises it, and commits
+// nothing; one that fits exactly is stored whole.
+func TestAzure_BlockLimit(t *testing.T) {
+	srv := azurite.Start(t)
+	ctx := context.Background()
+	s := newStore(t, srv, func(c *Config) { c.BlockSize = 1 << 20; c.MaxBlocks = 2 })
+
+	if err := s.Put(ctx, "a/fits", newData(2<<20)); err != nil {
+		t.Fatalf("put of exactly two blocks: %v", err)
+	}
+	if info, err := s.Stat(ctx, "a/fits"); err != nil || info.Size != 2<<20 {
+		t.Fatalf("stat of the blob that fits: %+v, %v", info, err)
+	}
+
+	err := s.Put(ctx, "a/big", newData(2<<20+1))
+	wantReason(t, "put past the block limit", err, store.ReasonStoreError)
+	for _, want := range []string{"larger than 2 blocks of 1 MiB (2 MiB)", "spec.azure.blockSizeMiB"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if _, err := s.Stat(ctx, "a/big"); !store.IsNotFound(err) {
+		t.Fatalf("the blob past the limit exists after its upload failed: %v", err)
+	}
+}

@@ -254,7 +254,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	size, known := store.KnownLength(r)
 	if !known {
 		size = -1
-		r = &partLimitReader{r: r, left: int64(s.maxParts) * int64(s.partSize), err: s.tooLarge(key)}
+		r = &partLimitReader{r: r, left: int64(s.maxParts) * int64(s.partSize), err: store.TooLarge(key, s.maxParts, "part", int64(s.partSize), "spec.s3.partSizeMiB")}
 	}
 	_, err = s.c.PutObject(ctx, s.bucket, k, r, size, minio.PutObjectOptions{
 		PartSize:    s.partSize,
@@ -269,18 +269,6 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	defer cancel()
 	_ = s.c.RemoveIncompleteUpload(actx, s.bucket, k)
 	return s.classify("put", key, err)
-}
-
-// tooLarge is the error of an upload that would need more parts than S3
-// takes: it says which limit was hit and what raises it.
-func (s *Store) tooLarge(key string) error {
-	limit := fmt.Sprintf("%d MiB", uint64(s.maxParts)*s.partSize>>20)
-	if gib := float64(s.maxParts) * float64(s.partSize) / (1 << 30); gib >= 1 {
-		limit = fmt.Sprintf("%.1f GiB", gib)
-	}
-	return &store.Error{Reason: store.ReasonStoreError, Op: "put", Key: key, Err: fmt.Errorf(
-		"the object is larger than %d parts of %d MiB (%s), the most one upload takes at this part size; raise the part size (the BackupStore's spec.s3.partSizeMiB)",
-		s.maxParts, s.partSize>>20, limit)}
 }
 
 // partLimitReader reads at most left bytes from r and fails with err when
