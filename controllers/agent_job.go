@@ -97,7 +97,7 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 	}
 	b.addEmptyDir("tmp", mountTmp)
 	if s.Target != nil {
-		b.addTarget(s.Target)
+		b.addTarget(s.Target, s.Op)
 	}
 	b.addStore(s.Store, s.Op)
 
@@ -115,6 +115,7 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 	if tmpl.Image != "" {
 		image = tmpl.Image
 	}
+	uid, gid, fsGroup := jobIdentity(s.Target)
 	labels := map[string]string{}
 	for k, v := range tmpl.PodLabels {
 		labels[k] = v
@@ -133,8 +134,8 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
 			RunAsNonRoot:             ptr.To(true),
-			RunAsUser:                ptr.To[int64](agentUID),
-			RunAsGroup:               ptr.To[int64](agentUID),
+			RunAsUser:                ptr.To(uid),
+			RunAsGroup:               ptr.To(gid),
 			ReadOnlyRootFilesystem:   ptr.To(true),
 			AllowPrivilegeEscalation: ptr.To(false),
 			Privileged:               ptr.To(false),
@@ -164,9 +165,9 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 					EnableServiceLinks:           ptr.To(false),
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot:   ptr.To(true),
-						RunAsUser:      ptr.To[int64](agentUID),
-						RunAsGroup:     ptr.To[int64](agentUID),
-						FSGroup:        ptr.To[int64](agentUID),
+						RunAsUser:      ptr.To(uid),
+						RunAsGroup:     ptr.To(gid),
+						FSGroup:        fsGroup,
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Containers:   []corev1.Container{container},
@@ -218,6 +219,26 @@ func (b *podBuilder) addSecretFile(volName, dir string, sel backstopv1alpha1.Sec
 	return path.Join(dir, sel.Key)
 }
 
+// jobIdentity is the user and group an agent pod runs as, and its fsGroup.
+// A files target's Jobs run as the user the target names, so they see the
+// files as their owner does, and get no fsGroup: the kubelet would give
+// every file of the target's volume that group (and group write) on mount,
+// changing the data being backed up. Other pods get fsGroup so that a
+// volume store is writable.
+func jobIdentity(t *backstopv1alpha1.BackupTarget) (uid, gid int64, fsGroup *int64) {
+	uid, gid = agentUID, agentUID
+	if t == nil || t.Spec.Files == nil {
+		return uid, gid, ptr.To[int64](agentUID)
+	}
+	if f := t.Spec.Files; f.RunAsUser != nil {
+		uid = *f.RunAsUser
+	}
+	if f := t.Spec.Files; f.RunAsGroup != nil {
+		gid = *f.RunAsGroup
+	}
+	return uid, gid, nil
+}
+
 func (b *podBuilder) addClaim(volName, claim, subPath, at string, readOnly bool) {
 	b.volumes = append(b.volumes, corev1.Volume{Name: volName, VolumeSource: corev1.VolumeSource{
 		PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim},
@@ -225,7 +246,7 @@ func (b *podBuilder) addClaim(volName, claim, subPath, at string, readOnly bool)
 	b.mounts = append(b.mounts, corev1.VolumeMount{Name: volName, MountPath: at, SubPath: subPath, ReadOnly: readOnly})
 }
 
-func (b *podBuilder) addTarget(t *backstopv1alpha1.BackupTarget) {
+func (b *podBuilder) addTarget(t *backstopv1alpha1.BackupTarget, op agentOp) {
 	b.flag("engine", targetEngine(t))
 	conn := targetConnection(t)
 	switch {
@@ -237,8 +258,9 @@ func (b *podBuilder) addTarget(t *backstopv1alpha1.BackupTarget) {
 		}
 	case t.Spec.Files != nil:
 		// A restore swaps directories inside the claim, so the claim's root
-		// is mounted and the path is given to the agent.
-		b.addClaim("data", t.Spec.Files.ClaimName, "", mountData, false)
+		// is mounted and the path is given to the agent. Only a restore
+		// may write to it.
+		b.addClaim("data", t.Spec.Files.ClaimName, "", mountData, op != opRestore)
 		b.flag("path", path.Join(mountData, t.Spec.Files.Path))
 	}
 	if conn == nil {

@@ -197,3 +197,51 @@ func TestBuildAgentJob_CloudStores(t *testing.T) {
 		})
 	}
 }
+
+// A files target's Jobs run as the user the target names and get no
+// fsGroup (the kubelet would re-group the target's files on mount); only a
+// restore mounts the target's claim writable.
+func TestBuildAgentJob_FilesTarget(t *testing.T) {
+	target := &backstopv1alpha1.BackupTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: "shop"},
+		Spec: backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{
+			ClaimName: "app-data", Path: "uploads", RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](2000)}},
+	}
+	for _, op := range []agentOp{opBackup, opVerify, opRestore} {
+		job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
+			Op: op, Name: "j", Namespace: "shop", Target: target, Store: testStore(), ArtifactPath: "shop/uploads/b",
+		})
+		pod := job.Spec.Template.Spec
+		c := pod.Containers[0]
+		if psc := pod.SecurityContext; psc.FSGroup != nil || *psc.RunAsUser != 1000 || *psc.RunAsGroup != 2000 || !*psc.RunAsNonRoot {
+			t.Errorf("%s: pod security context %+v, want user 1000, group 2000, non-root, no fsGroup", op, psc)
+		}
+		if *c.SecurityContext.RunAsUser != 1000 || *c.SecurityContext.RunAsGroup != 2000 {
+			t.Errorf("%s: container runs as %d:%d, want 1000:2000", op, *c.SecurityContext.RunAsUser, *c.SecurityContext.RunAsGroup)
+		}
+		var data *corev1.VolumeMount
+		for i := range c.VolumeMounts {
+			if c.VolumeMounts[i].Name == "data" {
+				data = &c.VolumeMounts[i]
+			}
+		}
+		if data == nil {
+			t.Fatalf("%s: the target's claim is not mounted: %+v", op, c.VolumeMounts)
+		}
+		if want := op != opRestore; data.ReadOnly != want {
+			t.Errorf("%s: the target's claim is mounted readOnly=%v, want %v", op, data.ReadOnly, want)
+		}
+	}
+
+	// Without a user on the target, files Jobs run as the agent's user,
+	// still without fsGroup; database targets keep fsGroup.
+	target.Spec.Files.RunAsUser, target.Spec.Files.RunAsGroup = nil, nil
+	psc := buildAgentJob(DefaultAgentOptions(), agentJobSpec{Op: opBackup, Name: "j", Namespace: "shop", Target: target, Store: testStore(), ArtifactPath: "a"}).Spec.Template.Spec.SecurityContext
+	if *psc.RunAsUser != agentUID || *psc.RunAsGroup != agentUID || psc.FSGroup != nil {
+		t.Errorf("files target without a user: %+v", psc)
+	}
+	psc = buildAgentJob(DefaultAgentOptions(), agentJobSpec{Op: opBackup, Name: "j", Namespace: "shop", Target: testTarget(), Store: testStore(), ArtifactPath: "a"}).Spec.Template.Spec.SecurityContext
+	if psc.FSGroup == nil || *psc.FSGroup != agentUID {
+		t.Errorf("database target: fsGroup %v, want %d", psc.FSGroup, agentUID)
+	}
+}

@@ -119,6 +119,21 @@ type FilesTarget struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="!self.startsWith('/') && !self.split('/').exists(p, p == '..')",message="path must be relative to the volume and must not contain '..'"
 	Path string `json:"path,omitempty"`
+
+	// runAsUser is the user ID the backup and restore Jobs of this target
+	// run as, so that they read and write the files as their owner does
+	// (usually the application's user). 65532 when unset; never root. A
+	// restore as a non-root user gives every file this owner.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=2147483647
+	RunAsUser *int64 `json:"runAsUser,omitempty"`
+
+	// runAsGroup is the group ID the Jobs of this target run as. 65532 when unset.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=2147483647
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
 }
 
 // BackupTargetStatus is the observed state of a BackupTarget.

@@ -206,6 +206,10 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
   mysql: {host: db, databases: ["shop'; DROP"], credentials: {username: u, passwordSecretRef: {name: db, key: password}}}`, "spec.mysql.databases[0]"},
 		{"files path absolute", "BackupTarget", `
   files: {claimName: data, path: /etc}`, "path must be relative to the volume"},
+		{"files Jobs as root", "BackupTarget", `
+  files: {claimName: data, runAsUser: 0}`, "spec.files.runAsUser"},
+		{"files Jobs in a negative group", "BackupTarget", `
+  files: {claimName: data, runAsUser: 1000, runAsGroup: -1}`, "spec.files.runAsGroup"},
 		{"host with a space", "BackupTarget", `
   postgres: {host: "db; rm", database: app, credentials: {username: u, passwordSecretRef: {name: db, key: password}}}`, "spec.postgres.host"},
 
