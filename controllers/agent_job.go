@@ -226,17 +226,11 @@ func (b *podBuilder) addSecretFile(volName, dir string, sel backstopv1alpha1.Sec
 // changing the data being backed up. Other pods get fsGroup so that a
 // volume store is writable.
 func jobIdentity(t *backstopv1alpha1.BackupTarget) (uid, gid int64, fsGroup *int64) {
-	uid, gid = agentUID, agentUID
 	if t == nil || t.Spec.Files == nil {
-		return uid, gid, ptr.To[int64](agentUID)
+		return agentUID, agentUID, ptr.To[int64](agentUID)
 	}
-	if f := t.Spec.Files; f.RunAsUser != nil {
-		uid = *f.RunAsUser
-	}
-	if f := t.Spec.Files; f.RunAsGroup != nil {
-		gid = *f.RunAsGroup
-	}
-	return uid, gid, nil
+	f := t.Spec.Files
+	return ptr.Deref(f.RunAsUser, agentUID), ptr.Deref(f.RunAsGroup, agentUID), nil
 }
 
 func (b *podBuilder) addClaim(volName, claim, subPath, at string, readOnly bool) {

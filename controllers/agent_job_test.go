@@ -84,11 +84,7 @@ func TestBuildAgentJob_Hardened(t *testing.T) {
 		}
 	}
 	// Credentials arrive only by secretKeyRef; the identity is not mounted into backups.
-	for _, env := range c.Env {
-		if env.Value != "" || env.ValueFrom == nil || env.ValueFrom.SecretKeyRef == nil {
-			t.Errorf("env %s is not a secretKeyRef", env.Name)
-		}
-	}
+	secretRefs(t, c)
 	for _, v := range pod.Volumes {
 		if v.Secret != nil && v.Secret.SecretName == "age" {
 			t.Error("the identity Secret is mounted into a backup Job")
@@ -162,16 +158,20 @@ func TestJobName(t *testing.T) {
 // Azure) and never in the arguments.
 func TestBuildAgentJob_CloudStores(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		spec  backstopv1alpha1.BackupStoreSpec
-		wants []string
+		name    string
+		spec    backstopv1alpha1.BackupStoreSpec
+		wants   []string
+		envRefs map[string]string // env name -> "secret/key"
+		secret  string            // a Secret mounted as a volume
 	}{
 		{"gcs", backstopv1alpha1.BackupStoreSpec{GCS: &backstopv1alpha1.GCSStore{Bucket: "backups", Prefix: "prod",
 			CredentialsSecretRef: &backstopv1alpha1.SecretKeySelector{Name: "gcs", Key: "key.json"}}},
-			[]string{"--store-type gcs", "--gcs-bucket backups", "--prefix prod", "--gcs-credentials-file /"}},
+			[]string{"--store-type gcs", "--gcs-bucket backups", "--prefix prod", "--gcs-credentials-file /"},
+			map[string]string{}, "gcs"},
 		{"azure", backstopv1alpha1.BackupStoreSpec{Azure: &backstopv1alpha1.AzureStore{StorageAccount: "acct", Container: "backups",
 			Endpoint: "http://azurite:10000/acct", BlockSizeMiB: 32, CredentialsSecretRef: &backstopv1alpha1.LocalObjectReference{Name: "az"}}},
-			[]string{"--store-type azure", "--azure-account acct", "--azure-container backups", "--azure-endpoint http://azurite:10000/acct", "--azure-block-size-mib 32"}},
+			[]string{"--store-type azure", "--azure-account acct", "--azure-container backups", "--azure-endpoint http://azurite:10000/acct", "--azure-block-size-mib 32"},
+			map[string]string{"AZURE_STORAGE_KEY": "az/accountKey", "AZURE_STORAGE_SAS_TOKEN": "az/sasToken"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bs := testStore()
@@ -189,13 +189,38 @@ func TestBuildAgentJob_CloudStores(t *testing.T) {
 			if strings.Contains(args, "s3-") {
 				t.Errorf("S3 flags for a %s store: %s", tc.name, args)
 			}
-			for _, env := range c.Env {
-				if env.Value != "" || env.ValueFrom == nil || env.ValueFrom.SecretKeyRef == nil {
-					t.Errorf("env %s is not a secretKeyRef", env.Name)
+			refs := secretRefs(t, c)
+			for name, want := range tc.envRefs {
+				if refs[name] != want {
+					t.Errorf("env %s comes from %q, want %q", name, refs[name], want)
+				}
+			}
+			if tc.secret != "" {
+				mounted := false
+				for _, v := range job.Spec.Template.Spec.Volumes {
+					mounted = mounted || v.Secret != nil && v.Secret.SecretName == tc.secret
+				}
+				if !mounted {
+					t.Errorf("Secret %q is not mounted", tc.secret)
 				}
 			}
 		})
 	}
+}
+
+// secretRefs fails the test for any env var of c that is not a
+// secretKeyRef, and returns each one's "secret/key".
+func secretRefs(t *testing.T, c corev1.Container) map[string]string {
+	t.Helper()
+	refs := map[string]string{}
+	for _, env := range c.Env {
+		if env.Value != "" || env.ValueFrom == nil || env.ValueFrom.SecretKeyRef == nil {
+			t.Errorf("env %s is not a secretKeyRef", env.Name)
+			continue
+		}
+		refs[env.Name] = env.ValueFrom.SecretKeyRef.Name + "/" + env.ValueFrom.SecretKeyRef.Key
+	}
+	return refs
 }
 
 // A files target's Jobs run as the user the target names and get no
