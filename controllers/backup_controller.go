@@ -152,6 +152,13 @@ func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Ba
 		ArtifactPath: artifactPath,
 		Template:     tmpl,
 	})
+	node, pod, err := placeBesideClaimUsers(ctx, r.APIReader, job, target)
+	if err != nil {
+		if ue, ok := asUserError(err); ok {
+			return r.finish(bk, ue.Reason, "%s", ue.Message)
+		}
+		return ctrl.Result{}, err
+	}
 	if err := ctrl.SetControllerReference(bk, job, r.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -167,7 +174,7 @@ func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Ba
 	bk.Status.StartTime = &now
 	bk.Status.Engine = targetEngine(target)
 	bk.Status.ArtifactPath = artifactPath
-	conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "backup Job %s started", name)
+	conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "backup Job %s started%s", name, placementMessage(node, pod))
 	ctrl.LoggerFrom(ctx).Info("Started backup Job", "job", name, "target", target.Name, "store", store.Name)
 	return ctrl.Result{}, nil
 }

@@ -196,6 +196,9 @@ func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Res
 			ArtifactPath: rs.Status.Artifact.Path,
 			Template:     rs.Spec.JobTemplate,
 		})
+		if _, _, err := placeBesideClaimUsers(ctx, r.APIReader, job, target); err != nil {
+			return false, err
+		}
 		if err := ctrl.SetControllerReference(rs, job, r.Scheme()); err != nil {
 			return false, err
 		}
