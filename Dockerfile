@@ -1,7 +1,13 @@
 # Backstop: one image for the operator and the agent its Jobs run.
-# Build: make docker-build IMG=ghcr.io/backstop-io/backstop:<tag>
+# Build: docker build -t ghcr.io/backstop-io/backstop:<tag> .
+# Without a Docker engine: make image (see hack/image.sh).
 
-FROM golang:1.26-bookworm AS build
+# The base images; hack/image.sh points them at images it makes locally
+# where no registry is reachable.
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
+
+FROM ${GO_IMAGE} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
@@ -10,22 +16,33 @@ ARG VERSION=dev
 # The version goes to `backstop version` and into every backup's manifest.
 RUN set -eux; \
     ldflags="-s -w -X main.version=${VERSION} -X github.com/backstop-io/backstop/internal/agent.Version=${VERSION}"; \
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o /out/backstop .; \
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o /out/backstop-agent ./cmd/backstop-agent
+    CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "$ldflags" -o /out/backstop .; \
+    CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "$ldflags" -o /out/backstop-agent ./cmd/backstop-agent
 
-# The runtime carries the dump clients: PostgreSQL's newest major from the
-# PGDG repository (pg_dump reads older servers, never newer ones) and the
-# MariaDB client (mariadb-dump also dumps MySQL).
-FROM debian:bookworm-slim
+# The runtime carries the dump clients. PG_CLIENT chooses where pg_dump and
+# psql come from:
+#   pgdg   (default, for releases): PostgreSQL 18's client from the PGDG
+#          repository; pg_dump dumps servers of its major and older (9.2-18).
+#   debian: Debian bookworm's postgresql-client (15); it dumps servers up to
+#          15 and refuses newer ones. For builds where PGDG is unreachable.
+# The MariaDB client (mariadb-dump also dumps MySQL) comes from Debian.
+FROM ${BASE_IMAGE}
+ARG PG_CLIENT=pgdg
 RUN set -eux; \
     apt-get update; \
-    apt-get install -y --no-install-recommends ca-certificates curl gnupg; \
-    install -d /usr/share/postgresql-common/pgdg; \
-    curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc https://www.postgresql.org/media/keys/ACCC4CF8.asc; \
-    echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" > /etc/apt/sources.list.d/pgdg.list; \
-    apt-get update; \
-    apt-get install -y --no-install-recommends postgresql-client-18 mariadb-client; \
-    apt-get purge -y curl gnupg; apt-get autoremove -y; \
+    case "${PG_CLIENT}" in \
+      pgdg) \
+        apt-get install -y --no-install-recommends ca-certificates curl gnupg; \
+        install -d /usr/share/postgresql-common/pgdg; \
+        curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc https://www.postgresql.org/media/keys/ACCC4CF8.asc; \
+        echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" > /etc/apt/sources.list.d/pgdg.list; \
+        apt-get update; \
+        apt-get install -y --no-install-recommends postgresql-client-18 mariadb-client; \
+        apt-get purge -y curl gnupg; apt-get autoremove -y ;; \
+      debian) \
+        apt-get install -y --no-install-recommends ca-certificates postgresql-client mariadb-client ;; \
+      *) echo "PG_CLIENT must be pgdg or debian, not ${PG_CLIENT}" >&2; exit 1 ;; \
+    esac; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --gid 65532 backstop; \
     useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin backstop
