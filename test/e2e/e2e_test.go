@@ -4,12 +4,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -18,7 +15,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	miniogo "github.com/minio/minio-go/v7"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -317,7 +313,7 @@ func testRestoreRefusesBadArtifacts(t *testing.T, e *env, pg *pgserver.Server) {
 
 	// One flipped byte in the stored artifact.
 	key := path.Join("e2e", bk.Status.ArtifactPath, bk.Status.DataObject)
-	flipByte(t, e, key, bk.Status.StoredBytes/2)
+	e.minio.FlipBit(t, key, bk.Status.StoredBytes/2)
 	e.create(t, &backstopv1alpha1.Restore{
 		ObjectMeta: metav1.ObjectMeta{Name: "flipped", Namespace: ns},
 		Spec: backstopv1alpha1.RestoreSpec{
@@ -329,25 +325,6 @@ func testRestoreRefusesBadArtifacts(t *testing.T, e *env, pg *pgserver.Server) {
 	g.Expect(rs.Status.Phase).To(Equal(backstopv1alpha1.RestoreFailed))
 	g.Expect(rs.Status.Reason).To(Equal(backstopv1alpha1.ReasonIntegrityMismatch), rs.Status.Message)
 	g.Expect(pgSums(t, pg, "damaged_db")).To(Equal(current), "the target must be untouched")
-}
-
-// flipByte flips one bit of an object in MinIO.
-func flipByte(t *testing.T, e *env, key string, at int64) {
-	t.Helper()
-	ctx := context.Background()
-	obj, err := e.minio.Client.GetObject(ctx, e.minio.Bucket, key, miniogo.GetObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(obj)
-	obj.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[at] ^= 0x01
-	if _, err := e.minio.Client.PutObject(ctx, e.minio.Bucket, key, strings.NewReader(string(data)), int64(len(data)), miniogo.PutObjectOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func testWrongCredentials(t *testing.T, e *env, pg *pgserver.Server) {
@@ -376,51 +353,6 @@ func testWrongCredentials(t *testing.T, e *env, pg *pgserver.Server) {
 	g.Expect(readyOf(bk).Status).To(Equal(metav1.ConditionFalse))
 }
 
-// lockTable holds an ACCESS EXCLUSIVE lock on a table from a psql session,
-// so that pg_dump waits on it; release ends the session.
-func lockTable(t *testing.T, pg *pgserver.Server, db, table string) (release func()) {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(pg.BinDir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1")
-	cmd.Env = pg.Env(db)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(stdin, "BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n", table)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "locked") {
-		t.Fatalf("taking the lock: %q %v", line, err)
-	}
-	done := false
-	release = func() {
-		if done {
-			return
-		}
-		done = true
-		fmt.Fprintln(stdin, "COMMIT;")
-		stdin.Close()
-		_ = cmd.Wait()
-	}
-	t.Cleanup(release)
-	return release
-}
-
-// waitDumpBlocked waits until a pg_dump session waits on a lock in db.
-func waitDumpBlocked(t *testing.T, pg *pgserver.Server, db string) {
-	t.Helper()
-	NewWithT(t).Eventually(func() string {
-		out, _ := pg.Query("postgres", fmt.Sprintf(`SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND application_name = 'backstop' AND wait_event_type = 'Lock'`, db))
-		return out
-	}).WithTimeout(60*time.Second).WithPolling(200*time.Millisecond).Should(Equal("1"), "pg_dump never started waiting on the lock")
-}
-
 func testDatabaseStopped(t *testing.T, e *env) {
 	g := NewWithT(t)
 	pg := pgserver.Start(t) // its own server: this test kills it
@@ -431,9 +363,9 @@ func testDatabaseStopped(t *testing.T, e *env) {
 	e.waitReady(t, store)
 	e.waitReady(t, target)
 
-	lockTable(t, pg, "stopped_db", "orders")
+	pg.LockTable(t, "stopped_db", "orders")
 	e.create(t, onDemandBackup(ns, "interrupted", target.Name, store.Name))
-	waitDumpBlocked(t, pg, "stopped_db")
+	pg.WaitLockWaiter(t, "stopped_db", "backstop")
 	pg.Kill()
 
 	bk := e.waitBackup(t, ns, "interrupted", 90*time.Second)
@@ -453,9 +385,9 @@ func testOperatorRestart(t *testing.T, e *env, pg *pgserver.Server) {
 	e.waitReady(t, store)
 	e.waitReady(t, target)
 
-	release := lockTable(t, pg, "restart_db", "orders")
+	release := pg.LockTable(t, "restart_db", "orders")
 	e.create(t, onDemandBackup(ns, "across-restart", target.Name, store.Name))
-	waitDumpBlocked(t, pg, "restart_db")
+	pg.WaitLockWaiter(t, "restart_db", "backstop")
 
 	// The operator goes down while the backup runs, and the backup
 	// finishes while it is down.

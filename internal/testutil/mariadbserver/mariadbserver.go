@@ -36,6 +36,9 @@ var ErrNotInstalled = errors.New("MariaDB server/client binaries (mariadbd, mari
 type Server struct {
 	// Host is always 127.0.0.1.
 	Host string
+	// PodHost is the other address the server listens on, for pods of a
+	// real node (StartOn), or empty.
+	PodHost string
 	// Port is the TCP port the server listens on.
 	Port int
 	// User is "root".
@@ -71,9 +74,13 @@ func lookup(names ...string) string {
 
 // Start launches a server for one test and stops it at t.Cleanup. It skips the
 // test when MariaDB is not installed (fails it when CI=true).
-func Start(tb testing.TB) *Server {
+func Start(tb testing.TB) *Server { tb.Helper(); return StartOn(tb, "") }
+
+// StartOn is Start with the server also listening on podHost (a real
+// node's bridge address).
+func StartOn(tb testing.TB, podHost string) *Server {
 	tb.Helper()
-	s, err := Launch()
+	s, err := LaunchOn(podHost)
 	if err != nil {
 		SkipOrFail(tb, err)
 	}
@@ -93,9 +100,12 @@ func SkipOrFail(tb testing.TB, err error) {
 
 // Launch starts a server. The caller must call Stop. Use it from TestMain to
 // share one server between the tests of a package.
-func Launch() (*Server, error) {
+func Launch() (*Server, error) { return LaunchOn("") }
+
+// LaunchOn is Launch with the server also listening on podHost, if not empty.
+func LaunchOn(podHost string) (*Server, error) {
 	s := &Server{
-		Host: "127.0.0.1", User: "root", Password: randomHex(16), log: &bytes.Buffer{},
+		Host: "127.0.0.1", PodHost: podHost, User: "root", Password: randomHex(16), log: &bytes.Buffer{},
 		mariadbd:  lookup("mariadbd", "mysqld"),
 		installDB: lookup("mariadb-install-db", "mysql_install_db"),
 		client:    lookup("mariadb", "mysql"),
@@ -169,8 +179,12 @@ FLUSH PRIVILEGES;`, pw)
 
 func (s *Server) startServer(data string) error {
 	s.log.Reset()
+	bind := "127.0.0.1"
+	if s.PodHost != "" {
+		bind += "," + s.PodHost
+	}
 	cmd := exec.Command(s.mariadbd, "--no-defaults", "--datadir="+data,
-		"--port="+strconv.Itoa(s.Port), "--bind-address=127.0.0.1", "--socket="+s.Socket,
+		"--port="+strconv.Itoa(s.Port), "--bind-address="+bind, "--socket="+s.Socket,
 		"--pid-file="+filepath.Join(s.Dir, "mysqld.pid"), "--skip-name-resolve",
 		"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M", "--innodb-flush-log-at-trx-commit=0",
 		"--skip-log-bin", "--event-scheduler=OFF", "--log-error="+filepath.Join(s.Dir, "error.log"))

@@ -11,11 +11,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -111,12 +113,16 @@ func randHex(n int) string {
 }
 
 // Start starts a MinIO server with a fresh bucket.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { t.Helper(); return StartOn(t, "127.0.0.1") }
+
+// StartOn starts a MinIO server listening on host (e.g. a real node's bridge
+// address, which pods reach and this machine too) with a fresh bucket.
+func StartOn(t testing.TB, host string) *Server {
 	t.Helper()
 	bin := Binary(t)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		s, err := start(t, bin)
+		s, err := start(t, bin, host)
 		if err == nil {
 			return s
 		}
@@ -126,7 +132,7 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func start(t testing.TB, bin string) (*Server, error) {
+func start(t testing.TB, bin, host string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -137,7 +143,7 @@ func start(t testing.TB, bin string) (*Server, error) {
 	}
 	dataDir := t.TempDir()
 	s := &Server{
-		Endpoint:  fmt.Sprintf("127.0.0.1:%d", port),
+		Endpoint:  net.JoinHostPort(host, strconv.Itoa(port)),
 		AccessKey: "backstop" + randHex(6),
 		SecretKey: randHex(20),
 		Bucket:    "backstop-test",
@@ -229,4 +235,23 @@ func (s *Server) IncompleteUploads(t testing.TB, prefix string) int {
 		n++
 	}
 	return n
+}
+
+// FlipBit flips the lowest bit of the byte at offset at of an object.
+func (s *Server) FlipBit(t testing.TB, key string, at int64) {
+	t.Helper()
+	ctx := context.Background()
+	obj, err := s.Client.GetObject(ctx, s.Bucket, key, miniogo.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(obj)
+	obj.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[at] ^= 0x01
+	if _, err := s.Client.PutObject(ctx, s.Bucket, key, bytes.NewReader(data), int64(len(data)), miniogo.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -11,6 +11,7 @@
 package pgserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -22,6 +23,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +39,9 @@ var ErrNotInstalled = errors.New("PostgreSQL server binaries (initdb, postgres) 
 type Server struct {
 	// Host is always 127.0.0.1.
 	Host string
+	// PodHost is the other address the server listens on, for pods of a
+	// real node (StartOn), or empty.
+	PodHost string
 	// Port is the TCP port the server listens on.
 	Port int
 	// User is the superuser, "postgres".
@@ -84,9 +89,13 @@ func isExec(p string) bool {
 
 // Start launches a server for one test and stops it at t.Cleanup. It skips the
 // test when PostgreSQL is not installed (fails it when CI=true).
-func Start(tb testing.TB) *Server {
+func Start(tb testing.TB) *Server { tb.Helper(); return StartOn(tb, "") }
+
+// StartOn is Start with the server also listening on podHost (a real
+// node's bridge address), where it takes password logins from any address.
+func StartOn(tb testing.TB, podHost string) *Server {
 	tb.Helper()
-	s, err := Launch()
+	s, err := LaunchOn(podHost)
 	if err != nil {
 		SkipOrFail(tb, err)
 	}
@@ -106,7 +115,10 @@ func SkipOrFail(tb testing.TB, err error) {
 
 // Launch starts a server. The caller must call Stop. Use it from TestMain to
 // share one server between the tests of a package.
-func Launch() (*Server, error) {
+func Launch() (*Server, error) { return LaunchOn("") }
+
+// LaunchOn is Launch with the server also listening on podHost, if not empty.
+func LaunchOn(podHost string) (*Server, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -123,7 +135,7 @@ func Launch() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Host: "127.0.0.1", User: "postgres", Password: randomHex(16), BinDir: bin, Dir: dir, log: &bytes.Buffer{}}
+	s := &Server{Host: "127.0.0.1", PodHost: podHost, User: "postgres", Password: randomHex(16), BinDir: bin, Dir: dir, log: &bytes.Buffer{}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -160,6 +172,20 @@ func Launch() (*Server, error) {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
 	_ = os.Remove(pwfile)
+	if podHost != "" {
+		// Pods connect from their own addresses, with the password.
+		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		_, err = hba.WriteString("host all all 0.0.0.0/0 scram-sha-256\n")
+		if cerr := hba.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 
 	for attempt := 0; ; attempt++ {
 		s.Port, err = freePort()
@@ -182,7 +208,7 @@ func (s *Server) startPostgres(data string) error {
 	s.log.Reset()
 	cmd := exec.Command(filepath.Join(s.BinDir, "postgres"), "-D", data,
 		"-p", strconv.Itoa(s.Port),
-		"-c", "listen_addresses=127.0.0.1",
+		"-c", "listen_addresses="+strings.Join(slices.DeleteFunc([]string{"127.0.0.1", s.PodHost}, func(h string) bool { return h == "" }), ","),
 		"-c", "unix_socket_directories="+s.Dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=50", "-c", "shared_buffers=32MB")
@@ -313,4 +339,59 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// LockTable holds an ACCESS EXCLUSIVE lock on a table from a psql session,
+// so that a pg_dump of the database waits on it; release ends the session
+// (it also ends at the test's cleanup).
+func (s *Server) LockTable(tb testing.TB, db, table string) (release func()) {
+	tb.Helper()
+	cmd := exec.Command(filepath.Join(s.BinDir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1")
+	cmd.Env = s.Env(db)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	fmt.Fprintf(stdin, "BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n", table)
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, "locked") {
+		tb.Fatalf("taking the lock: %q %v", line, err)
+	}
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		fmt.Fprintln(stdin, "COMMIT;")
+		stdin.Close()
+		_ = cmd.Wait()
+	}
+	tb.Cleanup(release)
+	return release
+}
+
+// WaitLockWaiter waits (up to three minutes) until a session of the
+// application application waits on a lock in db, as a pg_dump does behind
+// LockTable.
+func (s *Server) WaitLockWaiter(tb testing.TB, db, application string) {
+	tb.Helper()
+	q := fmt.Sprintf(`SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND application_name = '%s' AND wait_event_type = 'Lock'`, db, application)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if out, _ := s.Query("postgres", q); out == "1" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no %s session waited on a lock in %s", application, db)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
