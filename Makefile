@@ -42,9 +42,18 @@ build: ## Build bin/backstop and bin/backstop-agent (what Jobs run).
 control-plane: ## Build (or reuse) kube-apiserver, kube-controller-manager and etcd for tests.
 	bash hack/control-plane.sh
 
+.PHONY: setup
+setup: ## Install and build what `make test` needs (apt packages, Go-built tools, the image).
+	bash hack/setup.sh test
+
+# Every package but the opt-in ones: the demo (make demo) and the benchmarks
+# (make bench), whose one unit test runs on its own.
+TEST_PACKAGES = $$(go list ./... | grep -v -e /test/demo -e /test/bench/)
+
 .PHONY: test
-test: ## Run every test against real parts (control plane, databases, MinIO).
-	KUBEBUILDER_ASSETS="$$(bash hack/control-plane.sh)" go test -count=1 -timeout 60m ./...
+test: setup ## Run every test against real parts (control plane, a real node, databases, MinIO).
+	KUBEBUILDER_ASSETS="$$(bash hack/control-plane.sh)" go test -count=1 -timeout 75m $(TEST_PACKAGES)
+	go test -count=1 -run '^TestParseMetricsAndQuantile$$' ./test/bench/scale
 
 .PHONY: bench
 bench: ## Run the benchmarks (test/bench/...; see docs/benchmarks.md). Not part of `make test`.
@@ -52,7 +61,7 @@ bench: ## Run the benchmarks (test/bench/...; see docs/benchmarks.md). Not part 
 
 .PHONY: demo
 demo: ## Run Backstop end to end on this machine, no cluster needed (needs root: the pod runner uses mount namespaces).
-	bash hack/control-plane.sh --kubectl >/dev/null
+	bash hack/setup.sh demo
 	BACKSTOP_DEMO=1 BACKSTOP_DEMO_DIR="$(BACKSTOP_CACHE)/demo/$$(date +%Y%m%d-%H%M%S)" \
 		KUBEBUILDER_ASSETS="$$(bash hack/control-plane.sh --kubectl)" \
 		go test -count=1 -v -timeout 30m -run '^TestDemo$$' ./test/demo
@@ -60,6 +69,10 @@ demo: ## Run Backstop end to end on this machine, no cluster needed (needs root:
 .PHONY: lint
 lint: ## Run golangci-lint (built from the module proxy).
 	bash hack/lint.sh
+
+.PHONY: image
+image: ## Build the image from the Dockerfile with no Docker daemon (buildah) into bin/backstop-image.tar.
+	IMG=$(IMG) bash hack/image.sh bin/backstop-image.tar
 
 .PHONY: docker-build
 docker-build: ## Build the image (needs a Docker engine).

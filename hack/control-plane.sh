@@ -2,7 +2,8 @@
 # Builds the test control plane (kube-apiserver, kube-controller-manager, etcd)
 # from the Go module proxy and caches it outside the clone, keyed by version.
 # Prints the directory holding the binaries (use it as KUBEBUILDER_ASSETS).
-# With --kubectl it also builds kubectl there (the demo uses it).
+# With --kubectl it also builds kubectl there (the demo uses it); with --node
+# also kubelet, kube-scheduler and kube-proxy (the real-node suite uses them).
 #
 # k8s.io/kubernetes and etcd's server module carry replace directives, so
 # `go install mod@version` refuses them; a throwaway wrapper module that
@@ -17,11 +18,20 @@ OUT="${CACHE_ROOT}/control-plane/${KUBE_VERSION}-etcd${ETCD_VERSION}"
 
 log() { echo "control-plane: $*" >&2; }
 
-WANT_KUBECTL=""
-[[ "${1:-}" == "--kubectl" ]] && WANT_KUBECTL=1
+want=(kube-apiserver kube-controller-manager)
+for arg in "$@"; do
+  case "${arg}" in
+    --kubectl) want+=(kubectl) ;;
+    --node) want+=(kubectl kubelet kube-scheduler kube-proxy) ;;
+    *) log "unknown argument ${arg}"; exit 2 ;;
+  esac
+done
 
-if [[ -x "${OUT}/kube-apiserver" && -x "${OUT}/kube-controller-manager" && -x "${OUT}/etcd" ]] &&
-   [[ -z "${WANT_KUBECTL}" || -x "${OUT}/kubectl" ]]; then
+missing=()
+for cmd in "${want[@]}"; do
+  [[ -x "${OUT}/${cmd}" ]] || missing+=("${cmd}")
+done
+if [[ -x "${OUT}/etcd" && ${#missing[@]} -eq 0 ]]; then
   echo "${OUT}"
   exit 0
 fi
@@ -59,15 +69,14 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 )
 GO
   GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor} -X k8s.io/component-base/version.gitTreeState=clean"
-  local cmds=()
-  [[ -x "${OUT}/kube-apiserver" ]] || cmds+=(kube-apiserver)
-  [[ -x "${OUT}/kube-controller-manager" ]] || cmds+=(kube-controller-manager)
-  [[ -z "${WANT_KUBECTL}" || -x "${OUT}/kubectl" ]] || cmds+=(kubectl)
-  for cmd in "${cmds[@]}"; do
+  for cmd in "${missing[@]}"; do
     log "building ${cmd} ${KUBE_VERSION} (several minutes on a cold cache)"
     GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags}" -o "${OUT}/${cmd}.tmp" "k8s.io/kubernetes/cmd/${cmd}"
     mv "${OUT}/${cmd}.tmp" "${OUT}/${cmd}"
@@ -105,5 +114,5 @@ GO
 }
 
 [[ -x "${OUT}/etcd" ]] || build_etcd
-[[ -x "${OUT}/kube-apiserver" && -x "${OUT}/kube-controller-manager" ]] && [[ -z "${WANT_KUBECTL}" || -x "${OUT}/kubectl" ]] || build_kube
+[[ ${#missing[@]} -eq 0 ]] || build_kube
 echo "${OUT}"

@@ -69,7 +69,7 @@ func TestAgentThroughput(t *testing.T) {
 		}
 	}
 	if _, err := pgserver.BinDir(); err != nil {
-		pgserver.SkipOrFail(t, err)
+		pgserver.FailStart(t, err)
 	}
 
 	b := setup(t)
