@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 func server(t *testing.T) *mariadbserver.Server {
 	t.Helper()
 	if srvErr != nil {
-		mariadbserver.SkipOrFail(t, srvErr)
+		mariadbserver.FailStart(t, srvErr)
 	}
 	return srv
 }

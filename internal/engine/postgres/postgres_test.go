@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 func server(t *testing.T) *pgserver.Server {
 	t.Helper()
 	if srvErr != nil {
-		pgserver.SkipOrFail(t, srvErr)
+		pgserver.FailStart(t, srvErr)
 	}
 	return srv
 }
