@@ -89,7 +89,8 @@ func jobName(owner, suffix string) string {
 // reach it only as secretKeyRef env or Secret volumes; the pod has no API
 // token, runs as non-root with a read-only root filesystem and no capabilities.
 func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
-	b := &podBuilder{}
+	uid, gid, fsGroup := jobIdentity(s.Target)
+	b := &podBuilder{noFSGroup: fsGroup == nil}
 	b.args = []string{string(s.Op), "--artifact-path", s.ArtifactPath}
 	if s.Op != opDelete {
 		b.flag("scratch-dir", mountScratch)
@@ -115,7 +116,6 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 	if tmpl.Image != "" {
 		image = tmpl.Image
 	}
-	uid, gid, fsGroup := jobIdentity(s.Target)
 	labels := map[string]string{}
 	for k, v := range tmpl.PodLabels {
 		labels[k] = v
@@ -188,6 +188,10 @@ type podBuilder struct {
 	env     []corev1.EnvVar
 	volumes []corev1.Volume
 	mounts  []corev1.VolumeMount
+	// noFSGroup: the pod has no fsGroup (files targets), so the kubelet
+	// leaves mounted Secret files owned by root, where the Job's user
+	// cannot read a 0400 file.
+	noFSGroup bool
 }
 
 func (b *podBuilder) flag(name string, value string) { b.args = append(b.args, "--"+name, value) }
@@ -208,15 +212,35 @@ func (b *podBuilder) addEmptyDir(name, at string) {
 	b.mounts = append(b.mounts, corev1.VolumeMount{Name: name, MountPath: at})
 }
 
-// addSecretFile mounts one key of a Secret as <dir>/<key>, mode 0400, and returns the path.
+// addSecretFile mounts one key of a Secret as <dir>/<key> and returns the
+// path. The file is 0400, and the kubelet gives it the pod's fsGroup; in a
+// pod with no fsGroup it is 0444, the only mode that lets the Job's
+// non-root user read a file the kubelet writes as root. The agent is the
+// pod's one container, so that reaches no other program; the age identity
+// goes by env instead (addIdentity).
 func (b *podBuilder) addSecretFile(volName, dir string, sel backstopv1alpha1.SecretKeySelector) string {
+	mode := int32(0o400)
+	if b.noFSGroup {
+		mode = 0o444
+	}
 	b.volumes = append(b.volumes, corev1.Volume{Name: volName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 		SecretName:  sel.Name,
 		Items:       []corev1.KeyToPath{{Key: sel.Key, Path: sel.Key}},
-		DefaultMode: ptr.To[int32](0o400),
+		DefaultMode: ptr.To(mode),
 	}}})
 	b.mounts = append(b.mounts, corev1.VolumeMount{Name: volName, MountPath: dir, ReadOnly: true})
 	return path.Join(dir, sel.Key)
+}
+
+// addIdentity hands the age identity to the agent: a mounted Secret file,
+// or, in a pod with no fsGroup, an env var from the Secret, which only the
+// agent's own user can read.
+func (b *podBuilder) addIdentity(sel backstopv1alpha1.SecretKeySelector) {
+	if b.noFSGroup {
+		b.envFromSecret("BACKSTOP_AGE_IDENTITY", sel)
+		return
+	}
+	b.flag("identity-file", b.addSecretFile("identity", mountIdentity, sel))
 }
 
 // jobIdentity is the user and group an agent pod runs as, and its fsGroup.
@@ -353,8 +377,8 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 		case enc.PassphraseSecretRef != nil:
 			b.envFromSecret("BACKSTOP_AGE_PASSPHRASE", *enc.PassphraseSecretRef)
 		case enc.Recipients != nil && enc.Recipients.IdentitySecretRef != nil:
-			// The private key is mounted into restore and verify Jobs only.
-			b.flag("identity-file", b.addSecretFile("identity", mountIdentity, *enc.Recipients.IdentitySecretRef))
+			// The private key reaches restore and verify Jobs only.
+			b.addIdentity(*enc.Recipients.IdentitySecretRef)
 		}
 		return
 	}

@@ -256,6 +256,39 @@ func TestBuildAgentJob_FilesTarget(t *testing.T) {
 		if want := op != opRestore; data.ReadOnly != want {
 			t.Errorf("%s: the target's claim is mounted readOnly=%v, want %v", op, data.ReadOnly, want)
 		}
+		// With no fsGroup a root-owned 0400 Secret file is unreadable to
+		// the Job's user: the identity comes by env from the Secret.
+		if op == opBackup {
+			continue
+		}
+		if args := strings.Join(c.Args, " "); strings.Contains(args, "--identity-file") {
+			t.Errorf("%s: a files Job reads the identity from a file it cannot read: %s", op, args)
+		}
+		identityEnv := false
+		for _, e := range c.Env {
+			if e.Name == "BACKSTOP_AGE_IDENTITY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil &&
+				e.ValueFrom.SecretKeyRef.Name == "age" && e.ValueFrom.SecretKeyRef.Key == "identity.txt" {
+				identityEnv = true
+			}
+		}
+		if !identityEnv {
+			t.Errorf("%s: no BACKSTOP_AGE_IDENTITY from Secret age/identity.txt: %+v", op, c.Env)
+		}
+		for _, v := range pod.Volumes {
+			if v.Secret != nil && v.Secret.SecretName == "age" {
+				t.Errorf("%s: the identity Secret is mounted in a pod with no fsGroup", op)
+			}
+		}
+	}
+
+	// Public Secret files (recipients) in a files backup are readable by
+	// the Job's user.
+	store := testStore()
+	store.Spec.Encryption.Recipients.PublicKeysSecretRef = &backstopv1alpha1.SecretKeySelector{Name: "recipients", Key: "keys.txt"}
+	for _, v := range buildAgentJob(DefaultAgentOptions(), agentJobSpec{Op: opBackup, Name: "j", Namespace: "shop", Target: target, Store: store, ArtifactPath: "a"}).Spec.Template.Spec.Volumes {
+		if v.Secret != nil && *v.Secret.DefaultMode != 0o444 {
+			t.Errorf("Secret %s mode %o in a pod with no fsGroup, want 0444", v.Secret.SecretName, *v.Secret.DefaultMode)
+		}
 	}
 
 	// Without a user on the target, files Jobs run as the agent's user,
