@@ -43,7 +43,7 @@ RUN set -eux; \
         apt-get install -y --no-install-recommends ca-certificates postgresql-client mariadb-client ;; \
       *) echo "PG_CLIENT must be pgdg or debian, not ${PG_CLIENT}" >&2; exit 1 ;; \
     esac; \
-    rm -rf /var/lib/apt/lists/*; \
+    apt-get clean; rm -rf /var/lib/apt/lists/*; \
     groupadd --gid 65532 backstop; \
     useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin backstop
 # backstop-agent is what Jobs run: the same agent without the operator linked

@@ -164,11 +164,12 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						RunAsUser:      ptr.To(uid),
-						RunAsGroup:     ptr.To(gid),
-						FSGroup:        fsGroup,
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						RunAsNonRoot:       ptr.To(true),
+						RunAsUser:          ptr.To(uid),
+						RunAsGroup:         ptr.To(gid),
+						FSGroup:            fsGroup,
+						SupplementalGroups: supplementalGroups(s.Target),
+						SeccompProfile:     &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Containers:   []corev1.Container{container},
 					Volumes:      b.volumes,
@@ -255,6 +256,15 @@ func jobIdentity(t *backstopv1alpha1.BackupTarget) (uid, gid int64, fsGroup *int
 	}
 	f := t.Spec.Files
 	return ptr.Deref(f.RunAsUser, agentUID), ptr.Deref(f.RunAsGroup, agentUID), nil
+}
+
+// supplementalGroups are a files target's further groups, so that a restore
+// can give files the groups they had.
+func supplementalGroups(t *backstopv1alpha1.BackupTarget) []int64 {
+	if t == nil || t.Spec.Files == nil {
+		return nil
+	}
+	return t.Spec.Files.SupplementalGroups
 }
 
 func (b *podBuilder) addClaim(volName, claim, subPath, at string, readOnly bool) {

@@ -230,7 +230,8 @@ func TestBuildAgentJob_FilesTarget(t *testing.T) {
 	target := &backstopv1alpha1.BackupTarget{
 		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: "shop"},
 		Spec: backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{
-			ClaimName: "app-data", Path: "uploads", RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](2000)}},
+			ClaimName: "app-data", Path: "uploads", RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](2000),
+			SupplementalGroups: []int64{3000}}},
 	}
 	for _, op := range []agentOp{opBackup, opVerify, opRestore} {
 		job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
@@ -240,6 +241,9 @@ func TestBuildAgentJob_FilesTarget(t *testing.T) {
 		c := pod.Containers[0]
 		if psc := pod.SecurityContext; psc.FSGroup != nil || *psc.RunAsUser != 1000 || *psc.RunAsGroup != 2000 || !*psc.RunAsNonRoot {
 			t.Errorf("%s: pod security context %+v, want user 1000, group 2000, non-root, no fsGroup", op, psc)
+		}
+		if g := pod.SecurityContext.SupplementalGroups; len(g) != 1 || g[0] != 3000 {
+			t.Errorf("%s: supplementalGroups %v, want [3000]", op, g)
 		}
 		if *c.SecurityContext.RunAsUser != 1000 || *c.SecurityContext.RunAsGroup != 2000 {
 			t.Errorf("%s: container runs as %d:%d, want 1000:2000", op, *c.SecurityContext.RunAsUser, *c.SecurityContext.RunAsGroup)

@@ -134,6 +134,18 @@ type FilesTarget struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=2147483647
 	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
+
+	// supplementalGroups are further groups of the Jobs' user. A restore
+	// gives each file the group the backup recorded when the Jobs' user is
+	// in that group (runAsGroup or one of these); any other file gets
+	// runAsGroup. List the groups of the application's files that are not
+	// runAsGroup.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Minimum=0
+	// +kubebuilder:validation:items:Maximum=2147483647
+	SupplementalGroups []int64 `json:"supplementalGroups,omitempty"`
 }
 
 // BackupTargetStatus is the observed state of a BackupTarget.
