@@ -36,6 +36,13 @@ if [[ -x "${OUT}/etcd" && ${#missing[@]} -eq 0 ]]; then
   exit 0
 fi
 mkdir -p "${OUT}"
+# One build at a time (test packages may ask at once); the next finds it done.
+exec 9>"${OUT}.lock"
+flock 9
+missing=()
+for cmd in "${want[@]}"; do
+  [[ -x "${OUT}/${cmd}" ]] || missing+=("${cmd}")
+done
 
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
