@@ -139,10 +139,7 @@ func New(opts Options) (n *Node, err error) {
 	if err := os.MkdirAll(n.dir, 0o755); err != nil {
 		return nil, err
 	}
-	if n.lock, err = os.OpenFile(filepath.Join(os.TempDir(), "backstop-realnode.lock"), os.O_CREATE|os.O_RDWR, 0o600); err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(n.lock.Fd()), syscall.LOCK_EX); err != nil {
+	if n.lock, err = lockMachine(); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -178,6 +175,20 @@ func New(opts Options) (n *Node, err error) {
 		return n, err
 	}
 	return n, n.waitReady(3 * time.Minute)
+}
+
+// lockMachine waits until no other node runs on this machine (they share
+// the bridge, its subnet and Dir) and holds the lock until the file closes.
+func lockMachine() (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "backstop-realnode.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // binaries returns the directory of the Kubernetes binaries, building them
