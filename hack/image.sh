@@ -100,7 +100,13 @@ else
 fi
 
 log "building ${IMG} (PG_CLIENT=${PG_CLIENT})"
-buildah bud "${args[@]}" -t "${IMG}" -f Dockerfile . >&2
+build_log="$(mktemp)"
+if ! buildah bud "${args[@]}" -t "${IMG}" -f Dockerfile . >"${build_log}" 2>&1; then
+  tail -n 40 "${build_log}" >&2
+  rm -f "${build_log}"
+  exit 1
+fi
+rm -f "${build_log}"
 mkdir -p "$(dirname "${OUT}")"
 rm -f "${OUT}.tmp"
 buildah push --quiet "${IMG}" "docker-archive:${OUT}.tmp:${IMG}" >&2
