@@ -324,6 +324,7 @@ func fillFromManifest(r *Result, m *manifest.Manifest) {
 	r.PlaintextBytes = m.PlaintextSize
 	r.SHA256 = m.SHA256
 	r.PlaintextSHA256 = m.PlaintextSHA256
+	r.ContentSHA256 = m.ContentSHA256
 }
 
 func successMessage(cmd string, m *manifest.Manifest) string {
@@ -453,6 +454,12 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintf(stdout, "    encryption:       %s\n", enc)
 		fmt.Fprintf(stdout, "    stored:           %d bytes, sha256 %s\n", m.StoredSize, m.SHA256)
 		fmt.Fprintf(stdout, "    plaintext:        %d bytes, sha256 %s\n", m.PlaintextSize, m.PlaintextSHA256)
+		if m.ContentSHA256 != "" {
+			fmt.Fprintf(stdout, "    content digest:   sha256 %s\n", m.ContentSHA256)
+		}
+		if m.DumpCheck != nil {
+			fmt.Fprintf(stdout, "    dump complete:    %s\n", m.DumpCheck.Method)
+		}
 		return 0
 	}
 

@@ -139,9 +139,10 @@
 // Empty fields are omitted. reason is one of the Reason* constants in
 // result.go: StoreUnreachable, AuthenticationFailed, BucketNotFound,
 // StoreError, ManifestNotFound, IntegrityMismatch, DecryptionFailed,
-// EngineMismatch, DumpFailed, TargetUnreachable, TargetAuthenticationFailed,
-// RestoreFailed, UnsafeArchive, InvalidInput, AlreadyExists,
-// DeadlineExceeded, Canceled. ParseResult decodes it.
+// EngineMismatch, DumpFailed, DumpIncomplete, TargetUnreachable,
+// TargetAuthenticationFailed, DatabaseNotFound, RestoreFailed,
+// UnsafeArchive, InvalidInput, AlreadyExists, DeadlineExceeded, Canceled.
+// ParseResult decodes it.
 //
 // Exit status: 0 on success; 1 on a failed run, with a one-line error
 // "backstop-agent <cmd>: <Reason>: <message>" on stderr ("backstop agent
