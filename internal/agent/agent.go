@@ -107,14 +107,14 @@ func (c *config) uploadBuffer() int64 {
 
 // compressorMemory is what the compressor holds at a level, measured for
 // klauspost/compress with the settings internal/compress uses (levels 1 to
-// 5 in two parallel 2 MiB frames plus the one filling, the others in one
-// stream with a 2 MiB window), with some margin (memlimit_test.go checks it).
+// 5 in two 2 MiB frames at once, the others in one stream with a 2 MiB
+// window), with some margin (memlimit_test.go checks it).
 func compressorMemory(algorithm string, level int) int64 {
 	switch compress.Algorithm(algorithm) {
 	case compress.Zstd:
 		switch {
 		case level <= 5:
-			return 18 << 20
+			return 16 << 20
 		case level < 10:
 			return 11 << 20
 		}

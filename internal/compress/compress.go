@@ -155,7 +155,7 @@ func NewWriter(w io.Writer, a Algorithm, level int) (io.WriteCloser, error) {
 
 // frameWriter compresses chunks of frameSize bytes as independent frames,
 // up to parallelFrames at once, and writes them to w in order. It holds at
-// most parallelFrames chunks being compressed and one being filled.
+// most parallelFrames chunks, the one being filled included.
 type frameWriter struct {
 	w       io.Writer
 	enc     *zstd.Encoder
@@ -183,7 +183,9 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		if f.filling == nil {
-			f.filling = f.buffer()
+			if err := f.take(); err != nil {
+				return n - len(p), err
+			}
 		}
 		k := min(len(p), frameSize-len(f.filling))
 		f.filling = append(f.filling, p[:k]...)
@@ -197,23 +199,27 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (f *frameWriter) buffer() []byte {
-	if k := len(f.free); k > 0 {
-		b := f.free[k-1]
-		f.free = f.free[:k-1]
-		return b[:0]
-	}
-	return make([]byte, 0, frameSize)
-}
-
-// dispatch starts compressing the chunk being filled, after writing out
-// the oldest frame when parallelFrames are already under way.
-func (f *frameWriter) dispatch() error {
+// take makes a buffer to fill. When parallelFrames chunks are being
+// compressed, it first waits for the oldest and writes its frame, then
+// fills that chunk's buffer: the writer holds parallelFrames chunks at
+// most, and while it fills one the other is compressed.
+func (f *frameWriter) take() error {
 	if len(f.pending) == parallelFrames {
 		if err := f.flushOldest(); err != nil {
 			return err
 		}
 	}
+	if k := len(f.free); k > 0 {
+		f.filling = f.free[k-1][:0]
+		f.free = f.free[:k-1]
+		return nil
+	}
+	f.filling = make([]byte, 0, frameSize)
+	return nil
+}
+
+// dispatch starts compressing the chunk being filled.
+func (f *frameWriter) dispatch() error {
 	j := &frameJob{in: f.filling, done: make(chan struct{})}
 	if k := len(f.freeOut); k > 0 {
 		j.out = f.freeOut[k-1][:0]
@@ -249,9 +255,11 @@ func (f *frameWriter) flushOldest() error {
 func (f *frameWriter) Close() error {
 	if f.err == nil && (len(f.filling) > 0 || !f.wrote) {
 		if f.filling == nil {
-			f.filling = f.buffer()
+			f.err = f.take()
 		}
-		f.err = f.dispatch()
+		if f.err == nil {
+			f.err = f.dispatch()
+		}
 	}
 	for len(f.pending) > 0 {
 		_ = f.flushOldest()
