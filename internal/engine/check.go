@@ -21,15 +21,16 @@ type DumpCheck interface {
 type Completeness struct {
 	// Method names what was checked, e.g. "pg_dump completion trailer".
 	Method string
-	// Entries and Bytes are counted by checks of archives (files): the
-	// entries of the archive and the bytes of its regular files. Nil when
-	// the check does not count.
+	// Entries and Bytes are what the check counted: the entries of an
+	// archive and the bytes of its regular files (files), the databases of
+	// a dump (mysql, Bytes nil). Nil when the check does not count.
 	Entries, Bytes *int64
 }
 
 // DumpCounter is implemented by engines that count what their Dump wrote
-// (the entries and file bytes of an archive). After a Dump, the counts
-// must equal the ones the engine's DumpCheck finds in the output.
+// (the entries and file bytes of an archive, the databases of a dump).
+// After a Dump, the counts must equal the ones the engine's DumpCheck
+// finds in the output (bytes only where the check counts them).
 type DumpCounter interface {
 	DumpCounts() (entries, bytes int64)
 }

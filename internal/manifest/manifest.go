@@ -70,8 +70,9 @@ type DumpCheck struct {
 	// "mariadb-dump completion lines", or "tar end-of-archive, entries and
 	// file bytes".
 	Method string `json:"method"`
-	// Entries and FileBytes are the entries of a files archive and the bytes
-	// of its regular files, as written and as found in the archive.
+	// Entries are the entries of a files archive, or the databases of a
+	// mysql dump; FileBytes the bytes of a files archive's regular files: as
+	// written, and as found in the dump.
 	Entries   *int64 `json:"entries,omitempty"`
 	FileBytes *int64 `json:"fileBytes,omitempty"`
 }

@@ -320,6 +320,14 @@ func produce(ctx context.Context, o BackupOptions, level int, out io.Writer, pla
 	return res, nil
 }
 
+// counts describes what a completeness check counted.
+func counts(entries int64, bytes *int64) string {
+	if bytes == nil {
+		return fmt.Sprintf("%d parts", entries)
+	}
+	return fmt.Sprintf("%d entries with %d bytes of files", entries, *bytes)
+}
+
 // checkDump finishes the completeness check of a dump that the engine
 // reported complete, and compares what an archive holds with what the
 // engine says it wrote. It returns the manifest's record of the check; nil
@@ -332,10 +340,10 @@ func checkDump(eng engine.Engine, check engine.DumpCheck) (*manifest.DumpCheck, 
 	if err != nil {
 		return nil, withReason(ReasonDumpIncomplete, fmt.Errorf("the %s dump tool reported success, but %w; nothing was stored", eng.Name(), err))
 	}
-	if counter, ok := eng.(engine.DumpCounter); ok && c.Entries != nil && c.Bytes != nil {
+	if counter, ok := eng.(engine.DumpCounter); ok && c.Entries != nil {
 		entries, n := counter.DumpCounts()
-		if entries != *c.Entries || n != *c.Bytes {
-			return nil, errorf(ReasonDumpIncomplete, "the %s engine wrote %d entries with %d bytes of files, but the archive holds %d entries with %d bytes; nothing was stored", eng.Name(), entries, n, *c.Entries, *c.Bytes)
+		if entries != *c.Entries || c.Bytes != nil && n != *c.Bytes {
+			return nil, errorf(ReasonDumpIncomplete, "the %s engine wrote %s, but the dump holds %s; nothing was stored", eng.Name(), counts(entries, &n), counts(*c.Entries, c.Bytes))
 		}
 	}
 	return &manifest.DumpCheck{Method: c.Method, Entries: c.Entries, FileBytes: c.Bytes}, nil

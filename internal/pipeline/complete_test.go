@@ -184,8 +184,8 @@ func TestBackup_MySQLDumpCutShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.DumpCheck == nil || m.DumpCheck.Method != mysql.CheckMethod {
-		t.Fatalf("manifest dumpCheck %+v", m.DumpCheck)
+	if c := m.DumpCheck; c == nil || c.Method != mysql.CheckMethod || c.Entries == nil || *c.Entries != 1 {
+		t.Fatalf("manifest dumpCheck %+v, want the mysql method and 1 database", c)
 	}
 
 	// Each mariadb-dump run (the database, then its events) is cut short.
@@ -274,6 +274,26 @@ func TestBackup_FilesDumpCutShort(t *testing.T) {
 	if c == nil || c.Method != files.CheckMethod || c.Entries == nil || *c.Entries != 12 || c.FileBytes == nil || *c.FileBytes != 5*3000+10000*10 {
 		t.Fatalf("manifest dumpCheck %+v", c)
 	}
+
+	// An archive that holds fewer entries than its manifest records fails
+	// the verify, complete as it is in itself.
+	o := oldArtifact(t, files.Name, firstEntries(t, full, 6))
+	wrong := *c
+	o.Store.Put(context.Background(), ManifestKey(artifactPath), bytes.NewReader(func() []byte {
+		rc, err := o.Store.Get(context.Background(), ManifestKey(artifactPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		old, err := manifest.Read(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.DumpCheck = &wrong
+		b, _ := old.Marshal()
+		return b
+	}()))
+	wantVerifyIncomplete(t, o)
 
 	for name, rewrite := range map[string]func([]byte) []byte{
 		"cut inside a file":            func(a []byte) []byte { return a[:len(a)/2] },

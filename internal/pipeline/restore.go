@@ -267,18 +267,16 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 	if err != nil {
 		return withReason(ReasonDumpIncomplete, fmt.Errorf("%s holds an incomplete dump: %w", m.DataObject, err))
 	}
-	if rec := m.DumpCheck; rec != nil && c.Entries != nil && c.Bytes != nil &&
-		(rec.Entries != nil && *rec.Entries != *c.Entries || rec.FileBytes != nil && *rec.FileBytes != *c.Bytes) {
-		return errorf(ReasonDumpIncomplete, "%s holds %d entries with %d bytes of files, the manifest says %s entries with %s bytes", m.DataObject, *c.Entries, *c.Bytes, countText(rec.Entries), countText(rec.FileBytes))
+	if rec := m.DumpCheck; rec != nil &&
+		(rec.Entries != nil && c.Entries != nil && *rec.Entries != *c.Entries ||
+			rec.FileBytes != nil && c.Bytes != nil && *rec.FileBytes != *c.Bytes) {
+		var recEntries int64
+		if rec.Entries != nil {
+			recEntries = *rec.Entries
+		}
+		return errorf(ReasonDumpIncomplete, "%s holds %s, the manifest says %s", m.DataObject, counts(*c.Entries, c.Bytes), counts(recEntries, rec.FileBytes))
 	}
 	return nil
-}
-
-func countText(p *int64) string {
-	if p == nil {
-		return "no count of"
-	}
-	return fmt.Sprint(*p)
 }
 
 type ctxReader struct {

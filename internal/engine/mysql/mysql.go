@@ -114,6 +114,8 @@ func NewContentFilter(w io.Writer) engine.ContentFilter {
 // Engine dumps and restores MySQL or MariaDB databases.
 type Engine struct {
 	opts engine.Options
+	// dumped is the number of databases the last Dump wrote.
+	dumped int64
 	// Dumper and Client are the client binaries; empty means mariadb-dump
 	// (or mysqldump) and mariadb (or mysql) from PATH.
 	Dumper, Client string
@@ -289,7 +291,9 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 	if err := e.databasesExist(ctx, dbs); err != nil {
 		return err
 	}
+	e.dumped = 0
 	for _, db := range dbs {
+		e.dumped++
 		header := databaseMarker + db + "\n"
 		if len(dbs) > 1 {
 			header += "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db) + ";\nUSE " + quoteIdent(db) + ";\n"
@@ -309,6 +313,10 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 	}
 	return nil
 }
+
+// DumpCounts implements engine.DumpCounter: the databases the last Dump
+// wrote (the DumpCheck counts their markers).
+func (e *Engine) DumpCounts() (databases, bytes int64) { return e.dumped, 0 }
 
 // databasesExist fails with ReasonDatabaseNotFound, naming them, when
 // databases to dump do not exist on the server.
@@ -460,7 +468,13 @@ func (c *DumpCheck) Complete() (engine.Completeness, error) {
 	if c.err != nil {
 		return engine.Completeness{}, engine.Errorf(engine.ReasonDumpIncomplete, "mysql: %v (%q): it was cut short", c.err, "-- Dump completed")
 	}
-	return engine.Completeness{Method: CheckMethod}, nil
+	if c.databases == 0 {
+		return engine.Completeness{Method: CheckMethod}, nil
+	}
+	// The number of databases: a dump cut between two of them is complete
+	// in itself, so the manifest records how many there are.
+	n := int64(c.databases)
+	return engine.Completeness{Method: CheckMethod, Entries: &n}, nil
 }
 
 // trailer keeps the end of a stream and tells whether it ends with
