@@ -235,8 +235,38 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 	}
 	bk.Status.CompletionTime = &now
 	bk.Status.Reason, bk.Status.Message = "", ""
-	conditions.MarkReady(bk, backstopv1alpha1.ReasonSucceeded, "stored %s (%d bytes, sha256 %s)", path.Join(bk.Status.ArtifactPath, bk.Status.DataObject), bk.Status.StoredBytes, shortSum(bk.Status.SHA256))
+	bk.Status.ContentSHA256 = res.ContentSHA256
+	same := ""
+	if prev, err := r.previousSuccess(ctx, bk); err != nil {
+		return ctrl.Result{}, err
+	} else if prev != nil && bk.Status.ContentSHA256 != "" && prev.Status.ContentSHA256 == bk.Status.ContentSHA256 {
+		bk.Status.SameContentAs = prev.Name
+		same = fmt.Sprintf("; same content as Backup %s", prev.Name)
+		backupsUnchanged.WithLabelValues(bk.Namespace, bk.Spec.TargetRef.Name).Inc()
+	}
+	conditions.MarkReady(bk, backstopv1alpha1.ReasonSucceeded, "stored %s (%d bytes, sha256 %s)%s", path.Join(bk.Status.ArtifactPath, bk.Status.DataObject), bk.Status.StoredBytes, shortSum(bk.Status.SHA256), same)
 	return ctrl.Result{}, nil
+}
+
+// previousSuccess returns the newest other successful Backup of bk's target
+// that completed before bk, or nil.
+func (r *BackupReconciler) previousSuccess(ctx context.Context, bk *backstopv1alpha1.Backup) (*backstopv1alpha1.Backup, error) {
+	list := &backstopv1alpha1.BackupList{}
+	if err := r.List(ctx, list, client.InNamespace(bk.Namespace), client.MatchingFields{indexTargetName: bk.Spec.TargetRef.Name}); err != nil {
+		return nil, err
+	}
+	var prev *backstopv1alpha1.Backup
+	for i := range list.Items {
+		b := &list.Items[i]
+		if b.Name == bk.Name || b.Status.Phase != backstopv1alpha1.BackupSucceeded || b.Status.CompletionTime == nil ||
+			!b.Status.CompletionTime.Before(bk.Status.CompletionTime) {
+			continue
+		}
+		if prev == nil || prev.Status.CompletionTime.Before(b.Status.CompletionTime) {
+			prev = b
+		}
+	}
+	return prev, nil
 }
 
 // checkManifest reads the manifest back from the store when the operator

@@ -2,11 +2,14 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -14,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/agent"
 	"github.com/backstop-io/backstop/internal/conditions"
 )
 
@@ -149,3 +153,57 @@ func TestBackupReconciler_JobPastItsDeadline(t *testing.T) {
 }
 
 func ptrBool(b bool) *bool { return &b }
+
+// finishedBackup is a Running Backup whose Job completed and whose agent
+// reported a backup with this content digest.
+func finishedBackup(name, content string) (*backstopv1alpha1.Backup, *batchv1.Job, *corev1.Pod) {
+	bk := &backstopv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Generation: 1, UID: types.UID("uid-" + name)},
+		Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: "orders"},
+			StoreRef: backstopv1alpha1.LocalObjectReference{Name: "s3"}},
+		Status: backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupRunning, JobName: name + "-backup"},
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-backup", Namespace: "shop", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: backstopv1alpha1.GroupVersion.String(), Kind: "Backup", Name: name, UID: bk.UID, Controller: ptrBool(true)}}},
+		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}},
+	}
+	res := agent.Result{Phase: agent.PhaseSucceeded, Engine: "postgres", ArtifactPath: "shop/orders/" + name, DataObject: "data.sql.zst.age",
+		StoredBytes: 100, PlaintextBytes: 400, SHA256: strings.Repeat("1", 64), PlaintextSHA256: strings.Repeat("2", 64), ContentSHA256: content,
+		StartTime: "2026-12-03T10:00:00Z", CompletionTime: "2026-12-03T10:01:00Z"}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-pod", Namespace: "shop", Labels: map[string]string{batchv1.JobNameLabel: job.Name}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "agent",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: string(res.Encode())}}}}},
+	}
+	return bk, job, pod
+}
+
+func TestBackupReconciler_NotesContentEqualToThePreviousBackup(t *testing.T) {
+	st, tg := readyStoreAndTarget()
+	done := metav1.NewTime(time.Date(2026, 12, 2, 10, 1, 0, 0, time.UTC))
+	same, other := strings.Repeat("c", 64), strings.Repeat("d", 64)
+	prev := &backstopv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "yesterday", Namespace: "shop"},
+		Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name},
+			StoreRef: backstopv1alpha1.LocalObjectReference{Name: st.Name}},
+		Status: backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupSucceeded, CompletionTime: &done, ContentSHA256: same},
+	}
+	unchanged, job1, pod1 := finishedBackup("unchanged", same)
+	changed, job2, pod2 := finishedBackup("changed", other)
+	r := newBackupReconciler(t, st, tg, prev, unchanged, job1, pod1, changed, job2, pod2)
+
+	got := reconcileBackup(t, r, "unchanged")
+	ready := conditions.Get(got, backstopv1alpha1.ConditionReady)
+	if got.Status.Phase != backstopv1alpha1.BackupSucceeded || got.Status.ContentSHA256 != same || got.Status.SameContentAs != "yesterday" ||
+		ready == nil || !strings.Contains(ready.Message, "same content as Backup yesterday") {
+		t.Fatalf("phase %s content %q sameContentAs %q ready %+v", got.Status.Phase, got.Status.ContentSHA256, got.Status.SameContentAs, ready)
+	}
+
+	got = reconcileBackup(t, r, "changed")
+	ready = conditions.Get(got, backstopv1alpha1.ConditionReady)
+	if got.Status.Phase != backstopv1alpha1.BackupSucceeded || got.Status.ContentSHA256 != other || got.Status.SameContentAs != "" ||
+		ready == nil || strings.Contains(ready.Message, "same content") {
+		t.Fatalf("phase %s content %q sameContentAs %q ready %+v", got.Status.Phase, got.Status.ContentSHA256, got.Status.SameContentAs, ready)
+	}
+}

@@ -23,6 +23,10 @@ var (
 		Help:    "How long backups took, from start to completion.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 16),
 	}, []string{"namespace", "target", "result"})
+	backupsUnchanged = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "backstop_backups_unchanged_total",
+		Help: "Successful backups whose content digest equals the previous successful backup's of the same target.",
+	}, []string{"namespace", "target"})
 	backupStoredBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backstop_backup_stored_bytes",
 		Help: "Stored size of the newest successful backup of a target.",
@@ -47,7 +51,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(backupsTotal, backupLastSuccess, backupDuration, backupStoredBytes,
+	metrics.Registry.MustRegister(backupsTotal, backupLastSuccess, backupDuration, backupStoredBytes, backupsUnchanged,
 		restoresTotal, restoreLastSuccess, restoreDuration, scheduleNextRun)
 }
 

@@ -102,6 +102,20 @@ type BackupStatus struct {
 	// +optional
 	PlaintextSHA256 string `json:"plaintextSHA256,omitempty"`
 
+	// contentSHA256 is the digest of the data: the SHA-256 of the dump
+	// without the lines its tool makes different in every run (pg_dump's
+	// \restrict and \unrestrict key lines, mariadb-dump's completion line);
+	// of the whole archive for files. Two Backups of a target with the same
+	// value hold the same data.
+	// +optional
+	ContentSHA256 string `json:"contentSHA256,omitempty"`
+
+	// sameContentAs names the previous successful Backup of the same target
+	// when its contentSHA256 equals this one's: the data did not change
+	// between the two.
+	// +optional
+	SameContentAs string `json:"sameContentAs,omitempty"`
+
 	// reason of a failure, one of the documented reasons (DumpFailed, StoreUnreachable, ...).
 	// +optional
 	Reason string `json:"reason,omitempty"`
@@ -120,6 +134,7 @@ type BackupStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Size",type=integer,format=int64,JSONPath=`.status.storedBytes`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Same As",type=string,JSONPath=`.status.sameContentAs`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Backup struct {

@@ -48,8 +48,15 @@ const (
 	ReasonTargetUnreachable = "TargetUnreachable"
 	// ReasonTargetAuthenticationFailed: the database refused the credentials.
 	ReasonTargetAuthenticationFailed = "TargetAuthenticationFailed"
+	// ReasonDatabaseNotFound: the database server answered, but a database to
+	// back up (or, for PostgreSQL, to restore into) does not exist on it.
+	ReasonDatabaseNotFound = "DatabaseNotFound"
 	// ReasonDumpFailed: the engine's dump did not complete; nothing was committed.
 	ReasonDumpFailed = "DumpFailed"
+	// ReasonDumpIncomplete: the dump tool reported success but its output was
+	// cut short (no completion trailer, no end of archive); nothing was
+	// committed. A Restore reports it for an artifact holding such a dump.
+	ReasonDumpIncomplete = "DumpIncomplete"
 	// ReasonIntegrityMismatch: a checksum or the age authentication failed.
 	ReasonIntegrityMismatch = "IntegrityMismatch"
 	// ReasonDecryptionFailed: the identity or passphrase does not open the artifact.

@@ -106,15 +106,15 @@ func (c *config) uploadBuffer() int64 {
 }
 
 // compressorMemory is what the compressor holds at a level, measured for
-// klauspost/compress with the windows internal/compress sets (levels 1 to 5
-// in two parallel jobs, the others in one stream with a 2 MiB window), with
-// some margin (memlimit_test.go checks it).
+// klauspost/compress with the settings internal/compress uses (levels 1 to
+// 5 in two 2 MiB frames at once, the others in one stream with a 2 MiB
+// window), with some margin (memlimit_test.go checks it).
 func compressorMemory(algorithm string, level int) int64 {
 	switch compress.Algorithm(algorithm) {
 	case compress.Zstd:
 		switch {
-		case level == 0 || level >= 3 && level < 6:
-			return 14 << 20
+		case level <= 5:
+			return 16 << 20
 		case level < 10:
 			return 11 << 20
 		}
@@ -324,6 +324,7 @@ func fillFromManifest(r *Result, m *manifest.Manifest) {
 	r.PlaintextBytes = m.PlaintextSize
 	r.SHA256 = m.SHA256
 	r.PlaintextSHA256 = m.PlaintextSHA256
+	r.ContentSHA256 = m.ContentSHA256
 }
 
 func successMessage(cmd string, m *manifest.Manifest) string {
@@ -453,6 +454,12 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		fmt.Fprintf(stdout, "    encryption:       %s\n", enc)
 		fmt.Fprintf(stdout, "    stored:           %d bytes, sha256 %s\n", m.StoredSize, m.SHA256)
 		fmt.Fprintf(stdout, "    plaintext:        %d bytes, sha256 %s\n", m.PlaintextSize, m.PlaintextSHA256)
+		if m.ContentSHA256 != "" {
+			fmt.Fprintf(stdout, "    content digest:   sha256 %s\n", m.ContentSHA256)
+		}
+		if m.DumpCheck != nil {
+			fmt.Fprintf(stdout, "    dump complete:    %s\n", m.DumpCheck.Method)
+		}
 		return 0
 	}
 

@@ -528,6 +528,7 @@ func TestReasonsMatchPipeline(t *testing.T) {
 		ReasonBucketNotFound: pipeline.ReasonBucketNotFound, ReasonManifestNotFound: pipeline.ReasonManifestNotFound,
 		ReasonIntegrityMismatch: pipeline.ReasonIntegrityMismatch, ReasonDecryptionFailed: pipeline.ReasonDecryptionFailed,
 		ReasonEngineMismatch: pipeline.ReasonEngineMismatch, ReasonDumpFailed: pipeline.ReasonDumpFailed,
+		ReasonDumpIncomplete:    pipeline.ReasonDumpIncomplete,
 		ReasonTargetUnreachable: pipeline.ReasonTargetUnreachable, ReasonTargetAuthenticationFailed: pipeline.ReasonTargetAuthenticationFailed,
 		ReasonRestoreFailed: pipeline.ReasonRestoreFailed, ReasonInvalidInput: pipeline.ReasonInvalidInput,
 		ReasonDeadlineExceeded: pipeline.ReasonDeadlineExceeded, ReasonUnsafeArchive: engine.ReasonUnsafeArchive,
@@ -536,5 +537,8 @@ func TestReasonsMatchPipeline(t *testing.T) {
 		if a != p {
 			t.Errorf("%s != %s", a, p)
 		}
+	}
+	if engine.ReasonDumpIncomplete != ReasonDumpIncomplete || engine.ReasonDatabaseNotFound != ReasonDatabaseNotFound {
+		t.Error("the engine's reasons differ from the agent's")
 	}
 }

@@ -21,8 +21,8 @@
 //
 // A backup's live memory is fixed by its flags, whatever the data size: the
 // upload buffer (--s3-part-size-mib, 8 MiB by default; GCS 8 MiB; Azure two
-// blocks of 4 MiB) and the compressor (about 12 MiB at zstd 3, which
-// compresses in two parallel jobs, 48 MiB at zstd 19).
+// blocks of 4 MiB) and the compressor (about 14 MiB at zstd 3, which
+// compresses 2 MiB frames two at a time, 48 MiB at zstd 19).
 // Unless GOMEMLIMIT is set, the run sets the Go heap's soft limit to that
 // plus what the runtime holds at the start and 4 MiB (at least 32 MiB), so
 // the heap stays near its live size; restores and verifies use 40 MiB.
@@ -139,9 +139,10 @@
 // Empty fields are omitted. reason is one of the Reason* constants in
 // result.go: StoreUnreachable, AuthenticationFailed, BucketNotFound,
 // StoreError, ManifestNotFound, IntegrityMismatch, DecryptionFailed,
-// EngineMismatch, DumpFailed, TargetUnreachable, TargetAuthenticationFailed,
-// RestoreFailed, UnsafeArchive, InvalidInput, AlreadyExists,
-// DeadlineExceeded, Canceled. ParseResult decodes it.
+// EngineMismatch, DumpFailed, DumpIncomplete, TargetUnreachable,
+// TargetAuthenticationFailed, DatabaseNotFound, RestoreFailed,
+// UnsafeArchive, InvalidInput, AlreadyExists, DeadlineExceeded, Canceled.
+// ParseResult decodes it.
 //
 // Exit status: 0 on success; 1 on a failed run, with a one-line error
 // "backstop-agent <cmd>: <Reason>: <message>" on stderr ("backstop agent

@@ -40,11 +40,19 @@ const (
 	ReasonEngineMismatch = "EngineMismatch"
 	// ReasonDumpFailed: the engine's dump did not complete.
 	ReasonDumpFailed = "DumpFailed"
+	// ReasonDumpIncomplete: the dump tool reported success but its output
+	// was cut short (no completion trailer, no end of archive, fewer
+	// entries than written); a backup stores nothing, a verify or restore
+	// refuses the artifact.
+	ReasonDumpIncomplete = "DumpIncomplete"
 	// ReasonTargetUnreachable: the data store to back up or restore cannot be
 	// reached.
 	ReasonTargetUnreachable = "TargetUnreachable"
 	// ReasonTargetAuthenticationFailed: the data store refused the credentials.
 	ReasonTargetAuthenticationFailed = "TargetAuthenticationFailed"
+	// ReasonDatabaseNotFound: the database server answered, but a database
+	// to back up (or, for PostgreSQL, to restore into) does not exist.
+	ReasonDatabaseNotFound = "DatabaseNotFound"
 	// ReasonRestoreFailed: the restore did not complete; the target is unchanged.
 	ReasonRestoreFailed = "RestoreFailed"
 	// ReasonUnsafeArchive: a files archive holds an entry escaping its root.
@@ -85,6 +93,9 @@ type Result struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// PlaintextSHA256 is the hex SHA-256 of the dump.
 	PlaintextSHA256 string `json:"plaintextSha256,omitempty"`
+	// ContentSHA256 is the dump's content digest (manifest.Manifest's
+	// ContentSHA256): equal for backups of equal data.
+	ContentSHA256 string `json:"contentSha256,omitempty"`
 	// StartTime and CompletionTime are RFC 3339 timestamps.
 	StartTime      string `json:"startTime,omitempty"`
 	CompletionTime string `json:"completionTime,omitempty"`

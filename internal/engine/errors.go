@@ -13,8 +13,15 @@ const (
 	ReasonTargetUnreachable = "TargetUnreachable"
 	// ReasonTargetAuthenticationFailed: the data store refused the credentials.
 	ReasonTargetAuthenticationFailed = "TargetAuthenticationFailed"
+	// ReasonDatabaseNotFound: the server answered, but a database to back up
+	// (or to restore into, for PostgreSQL) does not exist on it.
+	ReasonDatabaseNotFound = "DatabaseNotFound"
 	// ReasonDumpFailed: the dump did not complete.
 	ReasonDumpFailed = "DumpFailed"
+	// ReasonDumpIncomplete: the dump tool reported success but its output
+	// is cut short (no completion trailer, no end of archive, fewer entries
+	// than were written).
+	ReasonDumpIncomplete = "DumpIncomplete"
 	// ReasonRestoreFailed: the restore did not complete; the target is unchanged.
 	ReasonRestoreFailed = "RestoreFailed"
 	// ReasonUnsafeArchive: an archive entry would escape the restore root

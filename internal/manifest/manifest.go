@@ -46,8 +46,35 @@ type Manifest struct {
 	SHA256 string `json:"sha256"`
 	// PlaintextSHA256 is the hex SHA-256 of the dump.
 	PlaintextSHA256 string `json:"plaintextSha256"`
+	// ContentSHA256 is the dump's content digest: the hex SHA-256 of the
+	// dump without the lines a dump tool makes different in every run over
+	// the same data, so that backups of equal data have equal digests.
+	// Left out are, for postgres, the first line "\restrict KEY" and the
+	// line "\unrestrict KEY" with the same KEY (pg_dump's random key); for
+	// mysql, every line that starts with "-- Dump completed" (mariadb-dump's
+	// completion line, which may carry the date). For files nothing is left
+	// out: it is the SHA-256 of the archive. Absent in artifacts of earlier
+	// versions.
+	ContentSHA256 string `json:"contentSha256,omitempty"`
 	// BackstopVersion is the version of the agent that wrote the artifact.
 	BackstopVersion string `json:"backstopVersion"`
+	// DumpCheck says how the dump was found complete before this manifest
+	// was written; absent in artifacts of earlier versions, and for engines
+	// without a check.
+	DumpCheck *DumpCheck `json:"dumpCheck,omitempty"`
+}
+
+// DumpCheck records the completeness check a backup ran on its dump.
+type DumpCheck struct {
+	// Method names what was checked: "pg_dump completion trailer",
+	// "mariadb-dump completion lines", or "tar end-of-archive, entries and
+	// file bytes".
+	Method string `json:"method"`
+	// Entries are the entries of a files archive, or the databases of a
+	// mysql dump; FileBytes the bytes of a files archive's regular files: as
+	// written, and as found in the dump.
+	Entries   *int64 `json:"entries,omitempty"`
+	FileBytes *int64 `json:"fileBytes,omitempty"`
 }
 
 // Compression describes the compression of an artifact.
@@ -87,8 +114,12 @@ func (m *Manifest) Validate() error {
 		return errors.New("manifest: invalid sha256")
 	case !hexSHA256.MatchString(m.PlaintextSHA256):
 		return errors.New("manifest: invalid plaintextSha256")
+	case m.ContentSHA256 != "" && !hexSHA256.MatchString(m.ContentSHA256):
+		return errors.New("manifest: invalid contentSha256")
 	case m.StoredSize < 0 || m.PlaintextSize < 0:
 		return errors.New("manifest: negative size")
+	case m.DumpCheck != nil && m.DumpCheck.Method == "":
+		return errors.New("manifest: dumpCheck without a method")
 	}
 	switch m.Compression.Algorithm {
 	case "zstd", "gzip", "none":

@@ -145,7 +145,7 @@ func Backup(ctx context.Context, o BackupOptions) (*manifest.Manifest, error) {
 		return nil, withReason(ReasonDumpFailed, fmt.Errorf("reading target version: %w", err))
 	}
 
-	plain, stored, err := stream(ctx, o, level, dataKey)
+	plain, stored, out, err := stream(ctx, o, level, dataKey)
 	if err != nil {
 		cleanup(ctx, o.Store, dataKey)
 		return nil, err
@@ -179,6 +179,12 @@ func Backup(ctx context.Context, o BackupOptions) (*manifest.Manifest, error) {
 		SHA256:          stored.sum(),
 		PlaintextSHA256: plain.sum(),
 		BackstopVersion: o.Version,
+		DumpCheck:       out.check,
+		ContentSHA256:   out.content,
+	}
+	if m.ContentSHA256 == "" {
+		// The engine's dumps hold no per-run lines: the content is the dump.
+		m.ContentSHA256 = m.PlaintextSHA256
 	}
 	b, err := m.Marshal()
 	if err != nil {
@@ -204,7 +210,7 @@ func cleanup(ctx context.Context, s store.Store, key string) {
 // a goroutine and feeds the upload through an io.Pipe; the first error of
 // either side aborts both: the pipe is closed with it, so the upload reads an
 // error (never a clean EOF) and aborts, and the dump's writes fail.
-func stream(ctx context.Context, o BackupOptions, level int, dataKey string) (plain, stored *hashCounter, err error) {
+func stream(ctx context.Context, o BackupOptions, level int, dataKey string) (plain, stored *hashCounter, out produced, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -223,7 +229,8 @@ func stream(ctx context.Context, o BackupOptions, level int, dataKey string) (pl
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		perr := produce(ctx, o, level, io.MultiWriter(pw, stored, &storedCount), io.MultiWriter(plain, &plainCount))
+		var perr error
+		out, perr = produce(ctx, o, level, io.MultiWriter(pw, stored, &storedCount), io.MultiWriter(plain, &plainCount))
 		if perr != nil {
 			first.set(perr)
 			cancel(perr)
@@ -241,41 +248,103 @@ func stream(ctx context.Context, o BackupOptions, level int, dataKey string) (pl
 	}
 	<-done
 	if err := first.get(); err != nil {
-		return nil, nil, err
+		return nil, nil, produced{}, err
 	}
 	// Put returned nil and the producer finished cleanly: all bytes are stored.
-	return plain, stored, nil
+	return plain, stored, out, nil
+}
+
+// produced is what a dump yields besides its bytes: the record of its
+// completeness check, and its content digest when the engine leaves lines
+// out of it ("" when the digest is the plaintext's SHA-256).
+type produced struct {
+	check   *manifest.DumpCheck
+	content string
 }
 
 // produce dumps through compression and encryption into out, feeding the
-// plaintext hash.
-func produce(ctx context.Context, o BackupOptions, level int, out io.Writer, plainSink io.Writer) error {
+// plaintext hash and the engine's completeness check. A dump found
+// incomplete fails before the compressed stream is closed, so the upload
+// reads an error, never a clean end.
+func produce(ctx context.Context, o BackupOptions, level int, out io.Writer, plainSink io.Writer) (produced, error) {
 	enc, err := crypto.NewEncrypter(out, o.Encryption)
 	if err != nil {
-		return &Error{Reason: ReasonInvalidInput, Err: err}
+		return produced{}, &Error{Reason: ReasonInvalidInput, Err: err}
 	}
 	comp, err := compress.NewWriter(enc, o.Compression, level)
 	if err != nil {
-		return &Error{Reason: ReasonInvalidInput, Err: err}
+		return produced{}, &Error{Reason: ReasonInvalidInput, Err: err}
 	}
-	dumpErr := o.Engine.Dump(ctx, io.MultiWriter(comp, plainSink))
-	if dumpErr != nil {
+	abort := func() {
 		// Release the compressor's goroutines; its output is thrown away.
 		if z, ok := comp.(interface{ Reset(io.Writer) }); ok {
 			z.Reset(io.Discard)
 		}
 		_ = comp.Close()
+	}
+	sinks := []io.Writer{comp, plainSink}
+	check := engine.NewDumpCheck(o.Engine.Name())
+	if check != nil {
+		sinks = append(sinks, check)
+	}
+	content := newHashCounter()
+	filter := engine.NewContentFilter(o.Engine.Name(), content)
+	if filter != nil {
+		sinks = append(sinks, filter)
+	}
+	dumpErr := o.Engine.Dump(ctx, io.MultiWriter(sinks...))
+	if dumpErr != nil {
+		abort()
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
 			// The upload failed first; its error is the one that counts.
-			return cause
+			return produced{}, cause
 		}
-		return withReason(ReasonDumpFailed, fmt.Errorf("dump failed: %w", dumpErr))
+		return produced{}, withReason(ReasonDumpFailed, fmt.Errorf("dump failed: %w", dumpErr))
+	}
+	var res produced
+	res.check, err = checkDump(o.Engine, check)
+	if err != nil {
+		abort()
+		return produced{}, err
+	}
+	if filter != nil {
+		_ = filter.Close() // it writes to a hash, which cannot fail
+		res.content = content.sum()
 	}
 	if err := comp.Close(); err != nil {
-		return withReason(ReasonDumpFailed, fmt.Errorf("compressing: %w", err))
+		return produced{}, withReason(ReasonDumpFailed, fmt.Errorf("compressing: %w", err))
 	}
 	if err := enc.Close(); err != nil {
-		return withReason(ReasonDumpFailed, fmt.Errorf("encrypting: %w", err))
+		return produced{}, withReason(ReasonDumpFailed, fmt.Errorf("encrypting: %w", err))
 	}
-	return nil
+	return res, nil
+}
+
+// counts describes what a completeness check counted.
+func counts(entries int64, bytes *int64) string {
+	if bytes == nil {
+		return fmt.Sprintf("%d parts", entries)
+	}
+	return fmt.Sprintf("%d entries with %d bytes of files", entries, *bytes)
+}
+
+// checkDump finishes the completeness check of a dump that the engine
+// reported complete, and compares what an archive holds with what the
+// engine says it wrote. It returns the manifest's record of the check; nil
+// when the engine has no check.
+func checkDump(eng engine.Engine, check engine.DumpCheck) (*manifest.DumpCheck, error) {
+	if check == nil {
+		return nil, nil
+	}
+	c, err := check.Complete()
+	if err != nil {
+		return nil, withReason(ReasonDumpIncomplete, fmt.Errorf("the %s dump tool reported success, but %w; nothing was stored", eng.Name(), err))
+	}
+	if counter, ok := eng.(engine.DumpCounter); ok && c.Entries != nil {
+		entries, n := counter.DumpCounts()
+		if entries != *c.Entries || c.Bytes != nil && n != *c.Bytes {
+			return nil, errorf(ReasonDumpIncomplete, "the %s engine wrote %s, but the dump holds %s; nothing was stored", eng.Name(), counts(entries, &n), counts(*c.Entries, c.Bytes))
+		}
+	}
+	return &manifest.DumpCheck{Method: c.Method, Entries: c.Entries, FileBytes: c.Bytes}, nil
 }

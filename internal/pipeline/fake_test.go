@@ -40,6 +40,10 @@ func newFake(name string, data []byte) *fakeEngine {
 
 func (f *fakeEngine) Name() string { return f.name }
 
+// Ext names the data object as a SQL dump's: the fake is not one of the
+// registered engines, whose dumps are checked for completeness.
+func (f *fakeEngine) Ext() string { return ".sql" }
+
 func (f *fakeEngine) Check(ctx context.Context) error {
 	f.mu.Lock()
 	f.checkCalled = true

@@ -114,7 +114,7 @@ func TestBackupRestore_RoundTripFilesystem(t *testing.T) {
 					dec.Passphrase = enc.Passphrase
 				}
 				m, err := Backup(ctx, BackupOptions{
-					Engine: newFake("postgres", data), Store: st, ArtifactPath: artifactPath,
+					Engine: newFake("fake", data), Store: st, ArtifactPath: artifactPath,
 					Compression: alg, Encryption: enc, Version: "test",
 				})
 				if err != nil {
@@ -145,7 +145,7 @@ func TestBackupRestore_RoundTripFilesystem(t *testing.T) {
 					t.Errorf("stored object holds plaintext")
 				}
 
-				eng := newFake("postgres", nil)
+				eng := newFake("fake", nil)
 				got, err := Restore(ctx, ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: dec, ScratchDir: t.TempDir()}, eng)
 				if err != nil {
 					t.Fatal(err)
@@ -169,7 +169,7 @@ func TestBackupRestore_MinIOAndStockAge(t *testing.T) {
 	data := testData(13 << 20) // three 5 MiB parts
 	var progress bytes.Buffer
 	m, err := Backup(ctx, BackupOptions{
-		Engine: newFake("postgres", data), Store: st, ArtifactPath: artifactPath,
+		Engine: newFake("fake", data), Store: st, ArtifactPath: artifactPath,
 		Compression: compress.Zstd, CompressionLevel: 3,
 		Encryption: crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}},
 		Progress:   &progress, ProgressInterval: time.Millisecond,
@@ -226,7 +226,7 @@ func TestBackupRestore_MinIOAndStockAge(t *testing.T) {
 		}
 	}
 
-	eng := newFake("postgres", nil)
+	eng := newFake("fake", nil)
 	if _, err := Restore(ctx, ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: crypto.DecryptOptions{Identities: []age.Identity{key.identity}}, ScratchDir: t.TempDir()}, eng); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestBackupRestore_MinIOAndStockAge(t *testing.T) {
 	}
 	// A second backup to the same path is refused; the first stays intact.
 	_, err = Backup(ctx, BackupOptions{
-		Engine: newFake("postgres", []byte("other")), Store: st, ArtifactPath: artifactPath,
+		Engine: newFake("fake", []byte("other")), Store: st, ArtifactPath: artifactPath,
 		Compression: compress.Zstd, Encryption: crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}},
 	})
 	if r := reasonOf(t, err); r != ReasonAlreadyExists {
@@ -254,7 +254,7 @@ func TestBackup_DumpDiesHalfway(t *testing.T) {
 	for name, mk := range stores {
 		t.Run(name, func(t *testing.T) {
 			st := mk(t)
-			eng := newFake("postgres", testData(16<<20))
+			eng := newFake("fake", testData(16<<20))
 			eng.failAfter = 12 << 20 // after two 5 MiB parts are uploaded
 			_, err := Backup(context.Background(), BackupOptions{
 				Engine: eng, Store: st, ArtifactPath: artifactPath,
@@ -288,7 +288,7 @@ func TestBackup_S3PartLimit(t *testing.T) {
 	srv := minio.Start(t)
 	st := newS3(t, srv, func(c *s3store.Config) { c.MaxParts = 2 }) // 2 parts of 5 MiB
 	_, err := Backup(context.Background(), BackupOptions{
-		Engine: newFake("postgres", testData(16<<20)), Store: st, ArtifactPath: artifactPath,
+		Engine: newFake("fake", testData(16<<20)), Store: st, ArtifactPath: artifactPath,
 		Compression: compress.None,
 		Encryption:  crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}},
 	})
@@ -310,7 +310,7 @@ func TestBackup_S3PartLimit(t *testing.T) {
 
 	// Data that fits in the parts (two of 5 MiB) goes through.
 	fits := newS3(t, srv, func(c *s3store.Config) { c.MaxParts = 2 })
-	eng := newFake("postgres", testData(9<<20))
+	eng := newFake("fake", testData(9<<20))
 	if _, err := Backup(context.Background(), BackupOptions{
 		Engine: eng, Store: fits, ArtifactPath: artifactPath, Compression: compress.None,
 		Encryption: crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}},
@@ -404,13 +404,13 @@ func TestRestore_FailuresLeaveTargetUntouched(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st, root := newFS(t)
-			m := backupTo(t, st, newFake("postgres", data), tc.enc)
+			m := backupTo(t, st, newFake("fake", data), tc.enc)
 			if tc.mutate != nil {
 				tc.mutate(t, root, m)
 			}
 			name := tc.engineName
 			if name == "" {
-				name = "postgres"
+				name = "fake"
 			}
 			eng := newFake(name, nil)
 			scratch := t.TempDir()
@@ -433,7 +433,7 @@ func TestStoreFailures_MinIO(t *testing.T) {
 	key := newKey(t)
 	enc := crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}}
 	dec := crypto.DecryptOptions{Identities: []age.Identity{key.identity}}
-	backupTo(t, newS3(t, srv, nil), newFake("postgres", testData(1<<20)), enc)
+	backupTo(t, newS3(t, srv, nil), newFake("fake", testData(1<<20)), enc)
 
 	closed := func() string {
 		l, err := netListen()
@@ -460,7 +460,7 @@ func TestStoreFailures_MinIO(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 
-			eng := newFake("postgres", testData(1<<20))
+			eng := newFake("fake", testData(1<<20))
 			_, err := Backup(ctx, BackupOptions{Engine: eng, Store: st, ArtifactPath: "ns1/db/backup-2", Compression: compress.Zstd, Encryption: enc})
 			if r := reasonOf(t, err); r != tc.want {
 				t.Fatalf("backup: reason %s (%v), want %s", r, err, tc.want)
@@ -472,7 +472,7 @@ func TestStoreFailures_MinIO(t *testing.T) {
 				t.Error("error holds the secret key")
 			}
 
-			eng = newFake("postgres", nil)
+			eng = newFake("fake", nil)
 			_, err = Restore(ctx, ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: dec, ScratchDir: t.TempDir()}, eng)
 			if r := reasonOf(t, err); r != tc.want {
 				t.Fatalf("restore: reason %s (%v), want %s", r, err, tc.want)
@@ -503,7 +503,7 @@ func TestBackup_UploadFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Backup(context.Background(), BackupOptions{
-		Engine: newFake("postgres", testData(1<<20)), Store: st, ArtifactPath: artifactPath,
+		Engine: newFake("fake", testData(1<<20)), Store: st, ArtifactPath: artifactPath,
 		Compression: compress.Zstd, Encryption: crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}},
 	})
 	if err == nil {
@@ -518,7 +518,7 @@ func TestVerifyLocalFile(t *testing.T) {
 	st, root := newFS(t)
 	key := newKey(t)
 	data := testData(1 << 20)
-	m := backupTo(t, st, newFake("files", data), crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}})
+	m := backupTo(t, st, newFake("fake", data), crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}})
 	file := filepath.Join(root, "backups", artifactPath, m.DataObject)
 	dec := crypto.DecryptOptions{Identities: []age.Identity{key.identity}}
 

@@ -226,8 +226,11 @@ func checkManifest(m *manifest.Manifest, o ReadOptions) error {
 	return nil
 }
 
-// verifyPlaintext decrypts and decompresses the local copy to io.Discard and
-// compares the plaintext's size and SHA-256 with the manifest.
+// verifyPlaintext decrypts and decompresses the local copy to io.Discard,
+// compares the plaintext's size and SHA-256 with the manifest, and runs the
+// engine's completeness check on the dump, as the backup did: an artifact
+// holding a dump that was cut short (made by a version that did not check)
+// fails here, before a restore touches anything.
 func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 	r, err := a.Open()
 	if err != nil {
@@ -241,7 +244,12 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 		n := cnt.n.Load()
 		return fmt.Sprintf("verify: %s of %s plaintext checked, %s", humanBytes(n), humanBytes(m.PlaintextSize), rate(n, d))
 	})
-	_, err = io.Copy(io.MultiWriter(sum, &cnt), ctxReader{ctx, r})
+	sink := io.MultiWriter(sum, &cnt)
+	check := engine.NewDumpCheck(m.Engine)
+	if check != nil {
+		sink = io.MultiWriter(sum, &cnt, check)
+	}
+	_, err = io.Copy(sink, ctxReader{ctx, r})
 	prog.stop()
 	if err != nil {
 		return withReason(ReasonIntegrityMismatch, fmt.Errorf("verifying %s: %w", m.DataObject, err))
@@ -251,6 +259,22 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 	}
 	if got := sum.sum(); got != m.PlaintextSHA256 {
 		return errorf(ReasonIntegrityMismatch, "the plaintext of %s has SHA-256 %s, the manifest says %s", m.DataObject, got, m.PlaintextSHA256)
+	}
+	if check == nil {
+		return nil
+	}
+	c, err := check.Complete()
+	if err != nil {
+		return withReason(ReasonDumpIncomplete, fmt.Errorf("%s holds an incomplete dump: %w", m.DataObject, err))
+	}
+	if rec := m.DumpCheck; rec != nil &&
+		(rec.Entries != nil && c.Entries != nil && *rec.Entries != *c.Entries ||
+			rec.FileBytes != nil && c.Bytes != nil && *rec.FileBytes != *c.Bytes) {
+		var recEntries int64
+		if rec.Entries != nil {
+			recEntries = *rec.Entries
+		}
+		return errorf(ReasonDumpIncomplete, "%s holds %s, the manifest says %s", m.DataObject, counts(*c.Entries, c.Bytes), counts(recEntries, rec.FileBytes))
 	}
 	return nil
 }

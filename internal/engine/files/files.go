@@ -86,6 +86,7 @@ const (
 
 func init() {
 	engine.Register(Name, func(o engine.Options) (engine.Engine, error) { return New(o) })
+	engine.RegisterDumpCheck(Name, func() engine.DumpCheck { return newDumpCheck() })
 }
 
 // Engine backs up and restores the directory at Options.Path.
@@ -93,7 +94,15 @@ type Engine struct {
 	root string
 	// forceEntrySwap makes Restore swap entries as for a mount point (tests).
 	forceEntrySwap bool
+	// counts are the entries and regular file bytes the last Dump wrote.
+	counts dumpCounts
 }
+
+type dumpCounts struct{ entries, bytes int64 }
+
+// DumpCounts implements engine.DumpCounter: the entries and the bytes of
+// regular files the last Dump wrote into the archive.
+func (e *Engine) DumpCounts() (entries, bytes int64) { return e.counts.entries, e.counts.bytes }
 
 // New checks the options and returns the engine.
 func New(o engine.Options) (*Engine, error) {
@@ -159,6 +168,7 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 		return engine.Errorf(engine.ReasonTargetUnreachable, "files: %s is not a directory", e.root)
 	}
 	tw := tar.NewWriter(w)
+	e.counts = dumpCounts{}
 	links := map[[2]uint64]string{}
 	buf := make([]byte, 256<<10)
 	walkErr := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -184,7 +194,7 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return writeEntry(tw, p, rel, fi, links, buf)
+		return writeEntry(tw, p, rel, fi, links, buf, &e.counts)
 	})
 	if walkErr != nil {
 		var ee *engine.Error
@@ -199,7 +209,7 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-func writeEntry(tw *tar.Writer, p, rel string, fi fs.FileInfo, links map[[2]uint64]string, buf []byte) error {
+func writeEntry(tw *tar.Writer, p, rel string, fi fs.FileInfo, links map[[2]uint64]string, buf []byte, counts *dumpCounts) error {
 	mode := fi.Mode()
 	var target string
 	switch {
@@ -240,7 +250,11 @@ func writeEntry(tw *tar.Writer, p, rel string, fi fs.FileInfo, links map[[2]uint
 				hdr.Typeflag = tar.TypeLink
 				hdr.Linkname = first
 				hdr.Size = 0
-				return tw.WriteHeader(hdr)
+				if err := tw.WriteHeader(hdr); err != nil {
+					return err
+				}
+				counts.entries++
+				return nil
 			}
 			links[key] = rel
 		}
@@ -248,9 +262,11 @@ func writeEntry(tw *tar.Writer, p, rel string, fi fs.FileInfo, links map[[2]uint
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
 	}
+	counts.entries++
 	if !mode.IsRegular() {
 		return nil
 	}
+	counts.bytes += hdr.Size
 	f, err := os.Open(p)
 	if err != nil {
 		return err

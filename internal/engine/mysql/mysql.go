@@ -96,11 +96,26 @@ const (
 
 func init() {
 	engine.Register(Name, func(o engine.Options) (engine.Engine, error) { return New(o) })
+	engine.RegisterDumpCheck(Name, func() engine.DumpCheck { return &DumpCheck{} })
+	engine.RegisterContentFilter(Name, NewContentFilter)
+}
+
+// NewContentFilter passes a dump to w without mariadb-dump's completion
+// lines, those that start with "-- Dump completed" and carry the dump's
+// date unless --skip-dump-date is given. The agent's dumps are made with
+// --skip-dump-date, so this changes their content digest only in leaving
+// out a fixed line; a dump made with dates has the same digest.
+func NewContentFilter(w io.Writer) engine.ContentFilter {
+	return &engine.LineFilter{W: w, First: '-', MaxLine: 256, Drop: func(line []byte) bool {
+		return bytes.HasPrefix(line, []byte("-- Dump completed"))
+	}}
 }
 
 // Engine dumps and restores MySQL or MariaDB databases.
 type Engine struct {
 	opts engine.Options
+	// dumped is the number of databases the last Dump wrote.
+	dumped int64
 	// Dumper and Client are the client binaries; empty means mariadb-dump
 	// (or mysqldump) and mariadb (or mysql) from PATH.
 	Dumper, Client string
@@ -259,10 +274,13 @@ func (e *Engine) databases(ctx context.Context, fallback string) ([]string, erro
 }
 
 // DumpArgs are mariadb-dump's arguments for the main part of one database.
-var DumpArgs = []string{"--single-transaction", "--routines", "--triggers", "--skip-events", "--hex-blob", "--quick", "--skip-dump-date"}
+// --comments (the default, made explicit) keeps the completion line
+// "-- Dump completed" that ends every dump; --skip-dump-date keeps the date
+// out of it, so that dumps of unchanged data are equal.
+var DumpArgs = []string{"--single-transaction", "--routines", "--triggers", "--skip-events", "--hex-blob", "--quick", "--comments", "--skip-dump-date"}
 
 // EventArgs are mariadb-dump's arguments for the events of one database.
-var EventArgs = []string{"--no-create-info", "--no-data", "--skip-triggers", "--skip-routines", "--events", "--skip-dump-date"}
+var EventArgs = []string{"--no-create-info", "--no-data", "--skip-triggers", "--skip-routines", "--events", "--comments", "--skip-dump-date"}
 
 // Dump implements engine.Engine.
 func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
@@ -270,7 +288,12 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := e.databasesExist(ctx, dbs); err != nil {
+		return err
+	}
+	e.dumped = 0
 	for _, db := range dbs {
+		e.dumped++
 		header := databaseMarker + db + "\n"
 		if len(dbs) > 1 {
 			header += "CREATE DATABASE IF NOT EXISTS " + quoteIdent(db) + ";\nUSE " + quoteIdent(db) + ";\n"
@@ -287,6 +310,37 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 		if err := e.runDump(ctx, w, append(append([]string{}, EventArgs...), "--", db)); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// DumpCounts implements engine.DumpCounter: the databases the last Dump
+// wrote (the DumpCheck counts their markers).
+func (e *Engine) DumpCounts() (databases, bytes int64) { return e.dumped, 0 }
+
+// databasesExist fails with ReasonDatabaseNotFound, naming them, when
+// databases to dump do not exist on the server.
+func (e *Engine) databasesExist(ctx context.Context, dbs []string) error {
+	quoted := make([]string, len(dbs))
+	for i, d := range dbs {
+		quoted[i] = quoteString(d)
+	}
+	out, err := e.exec(ctx, "", "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ("+strings.Join(quoted, ", ")+")", engine.ReasonDumpFailed)
+	if err != nil {
+		return err
+	}
+	found := map[string]bool{}
+	for _, d := range strings.Split(out, "\n") {
+		found[d] = true
+	}
+	var missing []string
+	for _, d := range dbs {
+		if !found[d] {
+			missing = append(missing, strconv.Quote(d))
+		}
+	}
+	if len(missing) > 0 {
+		return engine.Errorf(engine.ReasonDatabaseNotFound, "mysql: the server has no database %s", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -315,9 +369,112 @@ func (e *Engine) runDump(ctx context.Context, w io.Writer, args []string) error 
 		return classify(ctx, "mariadb-dump", waitErr, stderr.String(), engine.ReasonDumpFailed)
 	}
 	if !tr.complete() {
-		return engine.Errorf(engine.ReasonDumpFailed, "mysql: mariadb-dump ended without its completion trailer")
+		return engine.Errorf(engine.ReasonDumpIncomplete, "mysql: mariadb-dump exited 0 but its output ends without its completion line (%q): it was cut short", "-- Dump completed")
 	}
 	return nil
+}
+
+// CheckMethod is how a dump is found complete, as the manifest records it.
+const CheckMethod = "mariadb-dump completion lines"
+
+// DumpCheck checks that every mariadb-dump run in a dump completed: the
+// dump of each database, and of its events, ends with mariadb-dump's
+// completion line ("-- Dump completed", with or without a date), and each
+// database's part has its events part. A stock dump without Backstop's
+// markers must end with the completion line. mariadb-dump writes that line
+// last, and escapes line breaks inside values, so every line of the dump
+// is a statement or a comment and the line is found by its start.
+type DumpCheck struct {
+	line      []byte // the start of the line being read
+	lineLen   int
+	last      []byte // the start of the last non-blank line
+	databases int
+	inEvents  bool
+	err       error
+}
+
+// checkPrefix is how much of each line the check looks at.
+const checkPrefix = 64
+
+// Write implements engine.DumpCheck.
+func (c *DumpCheck) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		part := p
+		if i >= 0 {
+			part = p[:i]
+		}
+		if room := checkPrefix - len(c.line); room > 0 {
+			c.line = append(c.line, part[:min(room, len(part))]...)
+		}
+		c.lineLen += len(part)
+		if i < 0 {
+			break
+		}
+		c.endLine()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (c *DumpCheck) endLine() {
+	line := bytes.TrimRight(c.line, "\r")
+	blank := len(bytes.TrimSpace(line)) == 0 && c.lineLen <= checkPrefix
+	switch {
+	case bytes.HasPrefix(line, []byte(databaseMarker)):
+		if c.databases > 0 {
+			c.sectionEnd()
+		} else if c.last != nil && c.err == nil {
+			c.err = fmt.Errorf("the dump has data before its first database marker")
+		}
+		c.databases++
+		c.inEvents = false
+		c.last = nil
+	case bytes.HasPrefix(line, []byte(eventsMarker)) && c.databases > 0 && !c.inEvents:
+		if !isTrailer(c.last) && c.err == nil {
+			c.err = fmt.Errorf("the dump of database %d ends without mariadb-dump's completion line", c.databases)
+		}
+		c.inEvents = true
+		c.last = nil
+	case !blank:
+		c.last = append(c.last[:0], line...)
+	}
+	c.line, c.lineLen = c.line[:0], 0
+}
+
+func (c *DumpCheck) sectionEnd() {
+	if c.err != nil {
+		return
+	}
+	switch {
+	case !c.inEvents:
+		c.err = fmt.Errorf("the dump of database %d has no events part", c.databases)
+	case !isTrailer(c.last):
+		c.err = fmt.Errorf("the events dump of database %d ends without mariadb-dump's completion line", c.databases)
+	}
+}
+
+// Complete implements engine.DumpCheck.
+func (c *DumpCheck) Complete() (engine.Completeness, error) {
+	if c.lineLen > 0 {
+		c.endLine()
+	}
+	if c.databases > 0 {
+		c.sectionEnd()
+	} else if !isTrailer(c.last) && c.err == nil {
+		c.err = fmt.Errorf("the dump ends without mariadb-dump's completion line")
+	}
+	if c.err != nil {
+		return engine.Completeness{}, engine.Errorf(engine.ReasonDumpIncomplete, "mysql: %v (%q): it was cut short", c.err, "-- Dump completed")
+	}
+	if c.databases == 0 {
+		return engine.Completeness{Method: CheckMethod}, nil
+	}
+	// The number of databases: a dump cut between two of them is complete
+	// in itself, so the manifest records how many there are.
+	n := int64(c.databases)
+	return engine.Completeness{Method: CheckMethod, Entries: &n}, nil
 }
 
 // trailer keeps the end of a stream and tells whether it ends with
@@ -952,6 +1109,8 @@ func classify(ctx context.Context, tool string, err error, stderr, fallback stri
 	}
 	reason := fallback
 	switch {
+	case containsAny(stderr, "ERROR 1049 ", "error: 1049:", "Unknown database '"):
+		reason = engine.ReasonDatabaseNotFound
 	case containsAny(stderr, "ERROR 1045 ", "ERROR 1044 ", "ERROR 1698 ", "error: 1045:", "error: 1044:", "error: 1698:",
 		"Access denied for user"):
 		reason = engine.ReasonTargetAuthenticationFailed

@@ -440,6 +440,15 @@ func TestMySQL_Check(t *testing.T) {
 	if err := nohost.Check(ctx); engine.ReasonOf(err) != engine.ReasonTargetUnreachable {
 		t.Errorf("unknown host: reason %q (%v)", engine.ReasonOf(err), err)
 	}
+	nodb := newEngine(t, s, db, "no_such_db")
+	if err := nodb.Dump(ctx, io.Discard); engine.ReasonOf(err) != engine.ReasonDatabaseNotFound || !strings.Contains(err.Error(), "no_such_db") {
+		t.Errorf("Dump of a missing database: reason %q (%v), want %s", engine.ReasonOf(err), err, engine.ReasonDatabaseNotFound)
+	}
+	// mariadb-dump's own error for it gets the same reason.
+	var buf bytes.Buffer
+	if err := nodb.runDump(ctx, &buf, append(append([]string{}, DumpArgs...), "--", "no_such_db")); engine.ReasonOf(err) != engine.ReasonDatabaseNotFound {
+		t.Errorf("mariadb-dump of a missing database: reason %q (%v), want %s", engine.ReasonOf(err), err, engine.ReasonDatabaseNotFound)
+	}
 }
 
 func TestMySQL_Version(t *testing.T) {

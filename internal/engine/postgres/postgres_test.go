@@ -319,6 +319,13 @@ func TestPostgres_Check(t *testing.T) {
 	if err := nohost.Check(ctx); engine.ReasonOf(err) != engine.ReasonTargetUnreachable {
 		t.Errorf("unknown host: reason %q (%v), want %s", engine.ReasonOf(err), err, engine.ReasonTargetUnreachable)
 	}
+	nodb := newEngine(t, s, "no_such_db")
+	if err := nodb.Check(ctx); engine.ReasonOf(err) != engine.ReasonDatabaseNotFound {
+		t.Errorf("missing database: reason %q (%v), want %s", engine.ReasonOf(err), err, engine.ReasonDatabaseNotFound)
+	}
+	if err := nodb.Dump(ctx, &buf); engine.ReasonOf(err) != engine.ReasonDatabaseNotFound {
+		t.Errorf("Dump of a missing database: reason %q (%v), want %s", engine.ReasonOf(err), err, engine.ReasonDatabaseNotFound)
+	}
 }
 
 func TestPostgres_Version(t *testing.T) {

@@ -106,6 +106,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return s.wrap("put", key, err)
 	}
+	// A run killed while it wrote this key (kill -9, a lost node) left its
+	// temporary file; this run of the same key clears it.
+	removeStale(dir, filepath.Base(p))
 	f, err := os.CreateTemp(dir, tmpPrefix+filepath.Base(p)+"-*")
 	if err != nil {
 		return s.wrap("put", key, err)
@@ -189,6 +192,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return s.wrap("delete", key, err)
 	}
+	removeStale(filepath.Dir(p), filepath.Base(p))
 	for dir := filepath.Dir(p); dir != s.root && strings.HasPrefix(dir, s.root+string(filepath.Separator)); dir = filepath.Dir(dir) {
 		if os.Remove(dir) != nil {
 			break
@@ -246,3 +250,22 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.ObjectInfo, er
 
 // Probe writes, reads back and deletes a small object.
 func (s *Store) Probe(ctx context.Context) error { return store.RunProbe(ctx, s) }
+
+// removeStale removes the temporary files that writes of the file base in
+// dir left behind: the names os.CreateTemp made for it, the pattern Put
+// uses followed by digits only. Writes of one key do not run at once (an
+// artifact path belongs to one backup run), so none of them is in use.
+func removeStale(dir, base string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := tmpPrefix + base + "-"
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || rest == "" || strings.Trim(rest, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		_ = os.Remove(filepath.Join(dir, e.Name()))
+	}
+}

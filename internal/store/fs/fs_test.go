@@ -66,3 +66,30 @@ func TestStore(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// Deleting an object removes what killed writes of it left, and only that.
+func TestStore_DeleteRemovesStaleTemporaryFiles(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := New(Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "ns/t/b1/data.tar", strings.NewReader("data")); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "ns/t/b1")
+	stale := filepath.Join(dir, tmpPrefix+"data.tar-123456")
+	other := filepath.Join(dir, tmpPrefix+"manifest.json-987")
+	os.WriteFile(stale, []byte("partial"), 0o600)
+	os.WriteFile(other, []byte("partial"), 0o600)
+	if err := s.Delete(ctx, "ns/t/b1/data.tar"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale temporary file of the deleted object is still there: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another object's temporary file was removed: %v", err)
+	}
+}

@@ -253,6 +253,11 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	}
 	size, known := store.KnownLength(r)
 	if !known {
+		// A run killed during its upload of this key (kill -9, a lost node)
+		// left an incomplete multipart upload, whose parts are billed until
+		// aborted; this run of the same key aborts it. Best effort: a user
+		// without the right to list uploads still gets a backup.
+		s.abortIncomplete(ctx, k)
 		size = -1
 		r = &partLimitReader{r: r, left: int64(s.maxParts) * int64(s.partSize), err: store.TooLarge(key, s.maxParts, "part", int64(s.partSize), "spec.s3.partSizeMiB")}
 	}
@@ -354,10 +359,21 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		err = s.classify("delete", key, err)
 		if store.IsNotFound(err) {
-			return nil
+			err = nil
 		}
 	}
+	if err == nil {
+		s.abortIncomplete(ctx, k)
+	}
 	return err
+}
+
+// abortIncomplete aborts the incomplete multipart uploads of the object k,
+// ignoring errors; a cancelled run does not wait for it.
+func (s *Store) abortIncomplete(ctx context.Context, k string) {
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_ = s.c.RemoveIncompleteUpload(actx, s.bucket, k)
 }
 
 // List returns the objects under prefix.

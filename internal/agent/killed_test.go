@@ -1,0 +1,140 @@
+package agent
+
+import (
+	"crypto/rand"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildAgent builds the backstop-agent binary, to run it as a process that
+// can be killed.
+func buildAgent(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(t.TempDir(), "backstop-agent")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/backstop-agent")
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// killMidUpload starts a backup and kills it with SIGKILL once debris()
+// reports that its upload is under way.
+func killMidUpload(t *testing.T, bin string, env []string, args []string, debris func() bool) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for !debris() {
+		select {
+		case err := <-exited:
+			t.Fatalf("the backup ended (%v) before its upload could be caught in progress", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("no upload in progress after 60s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+}
+
+// A backup killed with SIGKILL mid-upload leaves a temporary file (a
+// directory store) or an incomplete multipart upload (S3); the next run of
+// the same backup clears it, so the store holds the new artifact and
+// nothing else.
+func TestAgent_RetryAfterKilledRunLeavesNoDebris(t *testing.T) {
+	bin := buildAgent(t)
+	f := newFixture(t)
+	data := filepath.Join(f.dir, "volume")
+	os.Mkdir(data, 0o755)
+	for _, name := range []string{"a.bin", "b.bin", "c.bin"} {
+		b := make([]byte, 24<<20) // random: the stored size is the data's
+		rand.Read(b)
+		if err := os.WriteFile(filepath.Join(data, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backup := []string{"backup", "--engine", "files", "--path", data, "--encryption", "x25519", "--recipient", f.recipient,
+		"--compression-level", "1", "--progress-interval", "0", "--termination-log", ""}
+	env := []string{"PATH=" + os.Getenv("PATH"), EnvAccessKeyID + "=" + f.srv.AccessKey, EnvSecretAccessKey + "=" + f.srv.SecretKey}
+
+	t.Run("directory store", func(t *testing.T) {
+		root := filepath.Join(f.dir, "store")
+		os.Mkdir(root, 0o755)
+		args := append(append([]string{}, backup...), "--store-type", "filesystem", "--fs-root", root, "--artifact-path", "ns/files/b1")
+		files := func() []string {
+			var out []string
+			filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					rel, _ := filepath.Rel(root, p)
+					out = append(out, rel)
+				}
+				return nil
+			})
+			sort.Strings(out)
+			return out
+		}
+		killMidUpload(t, bin, env, args, func() bool {
+			for _, p := range files() {
+				if strings.Contains(p, ".backstop-tmp-") {
+					return true
+				}
+			}
+			return false
+		})
+		if left := files(); len(left) != 1 {
+			t.Fatalf("after the killed run the store holds %v, want one temporary file", left)
+		}
+		retry := exec.Command(bin, args...)
+		retry.Env = env
+		if out, err := retry.CombinedOutput(); err != nil {
+			t.Fatalf("retry: %v\n%s", err, out)
+		}
+		want := []string{"ns/files/b1/data.tar.zst.age", "ns/files/b1/manifest.json"}
+		if got := files(); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("after the retry the store holds %v, want %v", got, want)
+		}
+	})
+
+	t.Run("S3 store", func(t *testing.T) {
+		args := append(append([]string{}, backup...), f.storeArgs("ns/files/b1")...)
+		args = append(args, "--s3-part-size-mib", "5")
+		dataKey := "cluster-a/ns/files/b1/data.tar.zst.age"
+		killMidUpload(t, bin, env, args, func() bool { return f.srv.IncompleteUploads(t, dataKey) > 0 })
+		if n := f.srv.IncompleteUploads(t, dataKey); n != 1 {
+			t.Fatalf("after the killed run the bucket holds %d incomplete uploads, want 1", n)
+		}
+		retry := exec.Command(bin, args...)
+		retry.Env = env
+		if out, err := retry.CombinedOutput(); err != nil {
+			t.Fatalf("retry: %v\n%s", err, out)
+		}
+		if n := f.srv.IncompleteUploads(t, dataKey); n != 0 {
+			t.Fatalf("after the retry %d incomplete uploads are left", n)
+		}
+		want := []string{dataKey, "cluster-a/ns/files/b1/manifest.json"}
+		if got := f.srv.Keys(t, "cluster-a/"); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("after the retry the bucket holds %v, want %v", got, want)
+		}
+	})
+}
