@@ -7,7 +7,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -16,8 +15,7 @@ import (
 
 // indexSpecRefs indexes Backups and Restores by target, so that a backup and
 // a restore of the same target never run at once.
-func indexSpecRefs(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
+func indexSpecRefs(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &backstopv1alpha1.Backup{}, indexTargetName, func(o client.Object) []string {
 		return []string{o.(*backstopv1alpha1.Backup).Spec.TargetRef.Name}
 	}); err != nil {
