@@ -42,7 +42,12 @@ type BackupScheduleSpec struct {
 	// +kubebuilder:validation:Pattern=`^(UTC|Local|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$`
 	TimeZone *string `json:"timeZone,omitempty"`
 
-	// suspend stops new runs; runs in progress finish.
+	// suspend stops new runs; runs in progress finish. A due time that
+	// passes while the schedule is suspended is skipped, never run on
+	// resume: it is recorded with a SkippedSuspended event and in the Ready
+	// message, and lastScheduleTime moves past it. Due times that pass while
+	// the operator is down count as suspended if the schedule was suspended
+	// when the operator last saw it.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
@@ -125,7 +130,9 @@ type RetentionPolicy struct {
 type BackupScheduleStatus struct {
 	ObjectStatus `json:",inline"`
 
-	// lastScheduleTime is the scheduled time of the newest Backup created.
+	// lastScheduleTime is the newest due time handled: a Backup was created
+	// for it, or it was skipped (suspended, concurrencyPolicy Forbid, or past
+	// startingDeadlineSeconds) and an event says so.
 	// +optional
 	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
 
