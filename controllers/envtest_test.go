@@ -216,9 +216,9 @@ next:
 }
 
 // startManager starts a manager on the real API server whose client is
-// wrapped by wrap (nil: none), with the field indexes, and the reconcilers
-// setup adds (nil: none, the test calls Reconcile itself). It stops with
-// the test.
+// wrapped by wrap (nil: none). setup registers the field indexes and the
+// reconcilers; nil means the field indexes only (the test calls Reconcile
+// itself). It stops with the test.
 func startManager(t *testing.T, cfg *rest.Config, wrap func(client.Client) client.Client, setup func(ctrl.Manager) error) ctrl.Manager {
 	t.Helper()
 	s := runtime.NewScheme()
@@ -244,15 +244,12 @@ func startManager(t *testing.T, cfg *rest.Config, wrap func(client.Client) clien
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := indexSpecRefs(ctx, mgr.GetFieldIndexer()); err != nil {
+	if setup == nil {
+		setup = func(mgr ctrl.Manager) error { return indexSpecRefs(ctx, mgr.GetFieldIndexer()) }
+	}
+	if err := setup(mgr); err != nil {
 		cancel()
 		t.Fatal(err)
-	}
-	if setup != nil {
-		if err := setup(mgr); err != nil {
-			cancel()
-			t.Fatal(err)
-		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
