@@ -111,11 +111,21 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 	now := r.Clock.Now()
 	sched, perr := schedule.Parse(bs.Spec.Schedule, bs.Spec.TimeZone)
+	all, err := r.backupsOf(ctx, bs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 
 	// A due time is decided on a fresh read: the cached schedule may not
 	// hold yet the lastScheduleTime the previous reconcile wrote, and would
-	// show the same due time as due again.
-	decides := perr == nil && !dueAt(sched, bs, now).Missed.IsZero()
+	// show the same due time as due again. When the due time's Backup is
+	// already in the cache, it is handled, and no read is needed.
+	decides := false
+	if perr == nil {
+		if due := dueAt(sched, bs, now); !due.Missed.IsZero() && findBackup(all, schedule.BackupName(bs.Name, due.Missed)) == nil {
+			decides = true
+		}
+	}
 	if decides {
 		fresh := &backstopv1alpha1.BackupSchedule{}
 		if err := r.reader().Get(ctx, req.NamespacedName, fresh); err != nil {
@@ -157,10 +167,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, nil
 	}
 
-	all, err := r.backupsOf(ctx, bs)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	backups := make([]*backstopv1alpha1.Backup, 0, len(all))
 	for _, bk := range all {
 		if bk.DeletionTimestamp.IsZero() {
