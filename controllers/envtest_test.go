@@ -37,6 +37,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The managers of these tests log nowhere; so do controller-runtime's
+	// parts that use the global logger.
+	ctrl.SetLogger(logr.Discard())
 	code := m.Run()
 	if sharedCluster != nil {
 		if err := sharedCluster.Stop(); err != nil {
