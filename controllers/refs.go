@@ -77,8 +77,8 @@ func readiness(kind string, obj conditions.Object) (string, error) {
 
 // restoreInProgress names an unfinished Restore of the target that a Backup
 // must wait for, or "". except names the Restore whose safety Backup this
-// is: that Restore, and the Restores queued behind it (which wait for it),
-// are not in its way.
+// is: that one waits only for started Restores ahead of its own in line, as
+// its Restore does (restoreAhead); the others wait for its Restore.
 func restoreInProgress(ctx context.Context, c client.Client, ns, target, except string) (string, error) {
 	list := &backstopv1alpha1.RestoreList{}
 	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingFields{indexTargetName: target}); err != nil {
@@ -95,7 +95,7 @@ func restoreInProgress(ctx context.Context, c client.Client, ns, target, except 
 		if r.Name == except || !r.DeletionTimestamp.IsZero() || restoreFinal(r.Status.Phase) {
 			continue
 		}
-		if owner != nil && restoreBefore(owner, r) {
+		if owner != nil && !(restoreStarted(r) && restoreBefore(r, owner)) {
 			continue
 		}
 		return r.Name, nil

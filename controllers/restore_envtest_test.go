@@ -48,7 +48,13 @@ func newOperatorRig(t *testing.T) *operatorRig {
 	}
 	cl := cluster.Start(t, cluster.Options{CRDDirectoryPaths: []string{"config/crd/bases"}, ControllerManager: true, Scheme: s})
 	dir := t.TempDir()
-	journal := filepath.Join(dir, "journal")
+	// Not under the temporary directory: agent Jobs mount an emptyDir on /tmp.
+	jdir, err := os.MkdirTemp("/var/tmp", "backstop-journal-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(jdir) })
+	journal := filepath.Join(jdir, "journal")
 	// The agent's operation is its first argument; restores take longest,
 	// so that two at once would overlap in the journal.
 	script := fmt.Sprintf(`#!/bin/sh
@@ -262,24 +268,17 @@ func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 			}
 			rw := g.watchRestores()
 			prefix := strings.Fields(tc.name)[0]
-			var all []*backstopv1alpha1.Restore
-			// Created in one go, in reverse name order: the line follows
+			// Created one right after the other, mostly within one second
+			// (creationTimestamp has seconds only): the line follows
 			// creation time, then name.
-			for i := tc.n - 1; i >= 0; i-- {
-				all = append(all, g.restore(fmt.Sprintf("%s-%c", prefix, 'a'+i), tc.safety))
+			var line []*backstopv1alpha1.Restore
+			for i := 0; i < tc.n; i++ {
+				rs := g.restore(fmt.Sprintf("%s-%c", prefix, 'a'+i), tc.safety)
+				if err := g.c.Create(context.Background(), rs); err != nil {
+					t.Fatal(err)
+				}
+				line = append(line, rs)
 			}
-			var wg sync.WaitGroup
-			for _, rs := range all {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := g.c.Create(context.Background(), rs); err != nil {
-						t.Error(err)
-					}
-				}()
-			}
-			wg.Wait()
-			line := append([]*backstopv1alpha1.Restore(nil), all...)
 			sort.Slice(line, func(i, j int) bool { return restoreBefore(line[i], line[j]) })
 
 			eventually(t, 2*time.Minute, func() error {
@@ -292,7 +291,7 @@ func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 						t.Fatalf("Restore %s failed: %s: %s", got.Name, got.Status.Reason, got.Status.Message)
 					}
 					if got.Status.Phase != backstopv1alpha1.RestoreSucceeded {
-						return fmt.Errorf("Restore %s is %s", got.Name, got.Status.Phase)
+						return fmt.Errorf("Restore %s is %s: %+v", got.Name, got.Status.Phase, readyOf(got))
 					}
 				}
 				return nil
