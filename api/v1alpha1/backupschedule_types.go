@@ -13,7 +13,9 @@ const (
 	ConcurrencyForbid ConcurrencyPolicy = "Forbid"
 	// ConcurrencyAllow starts the new run alongside the active one.
 	ConcurrencyAllow ConcurrencyPolicy = "Allow"
-	// ConcurrencyReplace cancels the active run and starts the new one.
+	// ConcurrencyReplace deletes the running Backups of earlier due times
+	// (a Replaced event names each one and its replacement) and starts the
+	// new one.
 	ConcurrencyReplace ConcurrencyPolicy = "Replace"
 )
 
@@ -51,7 +53,11 @@ type BackupScheduleSpec struct {
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
-	// concurrencyPolicy when a run is due while one is active. Defaults to Forbid.
+	// concurrencyPolicy when a run is due while one of an earlier due time is
+	// active: Forbid skips the new run (a SkippedConcurrent event names the
+	// running Backup), Allow starts it beside, Replace deletes the running
+	// Backups of earlier due times (a Replaced event names both) and starts
+	// it. Defaults to Forbid.
 	// +optional
 	// +kubebuilder:default=Forbid
 	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
