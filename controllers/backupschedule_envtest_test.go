@@ -38,7 +38,7 @@ func newScheduleRig(t *testing.T, staleAPI bool) *scheduleRig {
 	t.Helper()
 	cl := realCluster(t)
 	stale := &staleReads{}
-	mgr := startManager(t, cl.Config, func(c client.Client) client.Client { stale.Client = c; return stale }, nil)
+	mgr, _ := startManager(t, cl.Config, func(c client.Client) client.Client { stale.Client = c; return stale }, nil)
 	rig := &scheduleRig{t: t, c: cl.Client, cached: mgr.GetClient(), stale: stale, events: &eventLog{}, logs: &lineLog{},
 		clk: clocktesting.NewFakeClock(time.Now()), ns: testNamespace(t, cl.Client)}
 	var reader client.Reader = mgr.GetAPIReader()

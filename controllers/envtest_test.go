@@ -221,8 +221,9 @@ next:
 // startManager starts a manager on the real API server whose client is
 // wrapped by wrap (nil: none). setup registers the field indexes and the
 // reconcilers; nil means the field indexes only (the test calls Reconcile
-// itself). It stops with the test.
-func startManager(t *testing.T, cfg *rest.Config, wrap func(client.Client) client.Client, setup func(ctrl.Manager) error) ctrl.Manager {
+// itself). It stops with the test, or earlier by the function returned, as
+// an operator that is killed.
+func startManager(t *testing.T, cfg *rest.Config, wrap func(client.Client) client.Client, setup func(ctrl.Manager) error) (ctrl.Manager, func()) {
 	t.Helper()
 	s := runtime.NewScheme()
 	if err := addSchemes(s); err != nil {
@@ -256,23 +257,27 @@ func startManager(t *testing.T, cfg *rest.Config, wrap func(client.Client) clien
 	}
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("manager: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("the manager did not stop within 30s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("the manager did not stop within 30s")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	syncCtx, syncCancel := context.WithTimeout(ctx, time.Minute)
 	defer syncCancel()
 	if !mgr.GetCache().WaitForCacheSync(syncCtx) {
 		t.Fatal("the cache did not sync")
 	}
-	return mgr
+	return mgr, stop
 }
 
 // eventually polls f until it returns nil, or fails the test with its last error.

@@ -61,7 +61,7 @@ var dueAtRE = regexp.MustCompile(`^(?:skipped|missed) the backup due at (\d{4}-\
 // manager runs it, on the real API server with a cache that serves old
 // copies of the schedules, one schedule per concurrency policy, over many due
 // times of a fake clock, with two suspensions that start and end between due
-// times. The test plays the Backup controller: Backups start, and finish
+// times, and the operator restarted every five due times. The test plays the Backup controller: Backups start, and finish
 // (mostly Succeeded, some Failed) after a random number of due times. At the
 // end, per schedule and due time: exactly one Backup or one recorded skip;
 // a due time inside a suspension skipped as such; no Backup deleted except
@@ -78,13 +78,17 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 	lag := &laggingReads{rng: rand.New(rand.NewPCG(seed, 2)), seen: map[client.ObjectKey][]*backstopv1alpha1.BackupSchedule{}}
 	evs := &eventLog{}
 	clk := clocktesting.NewFakeClock(time.Now())
-	startManager(t, cl.Config, func(c client.Client) client.Client { lag.Client = c; return lag }, func(mgr ctrl.Manager) error {
-		if err := indexSpecRefs(context.Background(), mgr.GetFieldIndexer()); err != nil {
-			return err
-		}
-		r := &BackupScheduleReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Concurrency: 2, Recorder: evs, Clock: clk, Resync: 200 * time.Millisecond}
-		return r.SetupWithManager(mgr)
-	})
+	startOperator := func() func() {
+		_, stop := startManager(t, cl.Config, func(c client.Client) client.Client { lag.Client = c; return lag }, func(mgr ctrl.Manager) error {
+			if err := indexSpecRefs(context.Background(), mgr.GetFieldIndexer()); err != nil {
+				return err
+			}
+			r := &BackupScheduleReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Concurrency: 2, Recorder: evs, Clock: clk, Resync: 200 * time.Millisecond}
+			return r.SetupWithManager(mgr)
+		})
+		return stop
+	}
+	stopOperator := startOperator()
 
 	ctx := context.Background()
 	names := map[backstopv1alpha1.ConcurrencyPolicy]string{}
@@ -165,6 +169,7 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 	}
 
 	start := time.Now()
+	restarts := 0
 	for k := 0; k < steps; k++ {
 		if suspended[k] && !suspended[k-1] {
 			clk.SetTime(due(k - 1).Add(30 * time.Second))
@@ -175,6 +180,12 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 			setSuspend(false)
 		}
 		moveBackups()
+		if k%5 == 4 {
+			// The operator is killed and comes back just before a due time.
+			stopOperator()
+			stopOperator = startOperator()
+			restarts++
+		}
 		clk.SetTime(due(k).Add(time.Second))
 		for _, name := range names {
 			eventually(t, 20*time.Second, func() error {
@@ -191,7 +202,7 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 	}
 	// Let any reconcile still under way finish before counting.
 	time.Sleep(time.Second)
-	t.Logf("%d due times per schedule in %s; %d stale schedule reads served", steps, time.Since(start).Round(time.Second), func() int {
+	t.Logf("%d due times per schedule in %s, %d operator restarts; %d stale schedule reads served", steps, time.Since(start).Round(time.Second), restarts, func() int {
 		lag.mu.Lock()
 		defer lag.mu.Unlock()
 		return lag.served

@@ -38,6 +38,14 @@ type operatorRig struct {
 	cluster *cluster.Cluster
 	ns      string
 	journal string
+	// start and stop the operator.
+	start, stop func()
+}
+
+// restartOperator kills the operator and starts a new one.
+func (g *operatorRig) restartOperator() {
+	g.stop()
+	g.start()
 }
 
 func newOperatorRig(t *testing.T) *operatorRig {
@@ -73,10 +81,13 @@ printf '{"phase":"Succeeded","engine":"files"}' > /dev/termination-log
 	podrunner.Start(t, podrunner.Options{Config: cl.Config, Root: filepath.Join(dir, "runner"), Images: map[string]string{fakeAgentImage: agentBin}})
 	agent := DefaultAgentOptions()
 	agent.Image = fakeAgentImage
-	startManager(t, cl.Config, nil, func(mgr ctrl.Manager) error {
-		return SetupAll(context.Background(), mgr, Options{Agent: agent, ScheduleResync: time.Second})
-	})
 	g := &operatorRig{t: t, c: cl.Client, cluster: cl, ns: testNamespace(t, cl.Client), journal: journal}
+	g.start = func() {
+		_, g.stop = startManager(t, cl.Config, nil, func(mgr ctrl.Manager) error {
+			return SetupAll(context.Background(), mgr, Options{Agent: agent, ScheduleResync: time.Second})
+		})
+	}
+	g.start()
 	g.readyStoreAndTarget()
 	return g
 }
@@ -250,7 +261,8 @@ func overlappingRestores(runs []journalRun) []string {
 // TestRestoreReconciler_OneAtATimePerTarget: Restores of one target created
 // together run one after the other in creation order (then name), the later
 // ones Pending with a message naming the Restore ahead, the first one's
-// safety backup included; never two restore processes at once.
+// safety backup included, and the operator killed and restarted as each of
+// the first two starts; never two restore processes at once.
 func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 	g := newOperatorRig(t)
 	for _, tc := range []struct {
@@ -280,6 +292,19 @@ func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 				line = append(line, rs)
 			}
 			sort.Slice(line, func(i, j int) bool { return restoreBefore(line[i], line[j]) })
+
+			// The operator is killed once each of the first two has started.
+			for _, rs := range line[:2] {
+				eventually(t, time.Minute, func() error {
+					rw.mu.Lock()
+					defer rw.mu.Unlock()
+					if _, ok := rw.left[rs.Name]; !ok {
+						return fmt.Errorf("Restore %s has not started", rs.Name)
+					}
+					return nil
+				})
+				g.restartOperator()
+			}
 
 			eventually(t, 2*time.Minute, func() error {
 				for _, rs := range line {
