@@ -139,16 +139,20 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	}
 
 	before := readySnapshot(bs)
-	var patch client.Patch = client.MergeFrom(bs.DeepCopy())
-	if decides {
-		// Nothing else writes this status; a conflict means the read was
-		// not the latest after all, and the decision is taken again.
-		patch = client.MergeFromWithOptions(bs.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	}
+	// The status is written only over the version it was computed from: a
+	// write from a stale read would put back what the schedule was (its
+	// conditions, a suspension since lifted) over what it is. On a conflict
+	// the reconcile runs again, on a newer read.
+	patch := client.MergeFromWithOptions(bs.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	var pending []scheduleEvent
 	defer func() {
 		bs.Status.ObservedGeneration = bs.Generation
 		if perr := r.Status().Patch(ctx, bs, patch); perr != nil {
+			if apierrors.IsConflict(perr) && err == nil {
+				log.V(1).Info("The schedule changed since it was read; reconciling again")
+				result, err = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+				return
+			}
 			if err == nil {
 				err = perr
 			}

@@ -38,9 +38,10 @@ func newScheduleRig(t *testing.T, staleAPI bool) *scheduleRig {
 	t.Helper()
 	cl := realCluster(t)
 	stale := &staleReads{}
-	mgr, _ := startManager(t, cl.Config, func(c client.Client) client.Client { stale.Client = c; return stale }, nil)
+	ns := testNamespace(t, cl.Client)
+	mgr, _ := startManager(t, cl.Config, ns, func(c client.Client) client.Client { stale.Client = c; return stale }, nil)
 	rig := &scheduleRig{t: t, c: cl.Client, cached: mgr.GetClient(), stale: stale, events: &eventLog{}, logs: &lineLog{},
-		clk: clocktesting.NewFakeClock(time.Now()), ns: testNamespace(t, cl.Client)}
+		clk: clocktesting.NewFakeClock(time.Now()), ns: ns}
 	var reader client.Reader = mgr.GetAPIReader()
 	if staleAPI {
 		reader = stale.reader(reader)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -218,12 +219,13 @@ next:
 	return out
 }
 
-// startManager starts a manager on the real API server whose client is
+// startManager starts a manager on the real API server, watching the
+// namespace ns, whose client is
 // wrapped by wrap (nil: none). setup registers the field indexes and the
 // reconcilers; nil means the field indexes only (the test calls Reconcile
 // itself). It stops with the test, or earlier by the function returned, as
 // an operator that is killed.
-func startManager(t *testing.T, cfg *rest.Config, wrap func(client.Client) client.Client, setup func(ctrl.Manager) error) (ctrl.Manager, func()) {
+func startManager(t *testing.T, cfg *rest.Config, ns string, wrap func(client.Client) client.Client, setup func(ctrl.Manager) error) (ctrl.Manager, func()) {
 	t.Helper()
 	s := runtime.NewScheme()
 	if err := addSchemes(s); err != nil {
@@ -234,8 +236,10 @@ func startManager(t *testing.T, cfg *rest.Config, wrap func(client.Client) clien
 		Logger:                 logr.Discard(),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		// Only the test's namespace: the control plane is shared.
+		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
 			c, err := client.New(cfg, opts)
 			if err != nil || wrap == nil {

@@ -61,7 +61,8 @@ var dueAtRE = regexp.MustCompile(`^(?:skipped|missed) the backup due at (\d{4}-\
 // manager runs it, on the real API server with a cache that serves old
 // copies of the schedules, one schedule per concurrency policy, over many due
 // times of a fake clock, with two suspensions that start and end between due
-// times, and the operator restarted every five due times. The test plays the Backup controller: Backups start, and finish
+// times (the second resumed while the operator is down, after a due time
+// passed), and the operator restarted every five due times. The test plays the Backup controller: Backups start, and finish
 // (mostly Succeeded, some Failed) after a random number of due times. At the
 // end, per schedule and due time: exactly one Backup or one recorded skip;
 // a due time inside a suspension skipped as such; no Backup deleted except
@@ -69,6 +70,7 @@ var dueAtRE = regexp.MustCompile(`^(?:skipped|missed) the backup due at (\d{4}-\
 func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 	const steps = 24
 	suspended := map[int]bool{6: true, 7: true, 8: true, 15: true, 16: true}
+	const lastSuspended = 16
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -79,7 +81,7 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 	evs := &eventLog{}
 	clk := clocktesting.NewFakeClock(time.Now())
 	startOperator := func() func() {
-		_, stop := startManager(t, cl.Config, func(c client.Client) client.Client { lag.Client = c; return lag }, func(mgr ctrl.Manager) error {
+		_, stop := startManager(t, cl.Config, ns, func(c client.Client) client.Client { lag.Client = c; return lag }, func(mgr ctrl.Manager) error {
 			if err := indexSpecRefs(context.Background(), mgr.GetFieldIndexer()); err != nil {
 				return err
 			}
@@ -111,7 +113,7 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 	}
 	due := func(k int) time.Time { return first.Add(time.Duration(k) * time.Minute) }
 
-	setSuspend := func(v bool) {
+	writeSuspend := func(v bool) {
 		for _, name := range names {
 			eventually(t, 10*time.Second, func() error {
 				bs := &backstopv1alpha1.BackupSchedule{}
@@ -122,6 +124,9 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 				return cl.Client.Update(ctx, bs)
 			})
 		}
+	}
+	setSuspend := func(v bool) {
+		writeSuspend(v)
 		// Wait for the operator to see it.
 		for _, name := range names {
 			eventually(t, 20*time.Second, func() error {
@@ -180,7 +185,15 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 			setSuspend(false)
 		}
 		moveBackups()
-		if k%5 == 4 {
+		if k == lastSuspended {
+			// The operator is down when this due time passes and when the
+			// schedules are resumed: it must still count it as suspended.
+			stopOperator()
+			clk.SetTime(due(k).Add(30 * time.Second))
+			writeSuspend(false)
+			stopOperator = startOperator()
+			restarts++
+		} else if k%5 == 4 {
 			// The operator is killed and comes back just before a due time.
 			stopOperator()
 			stopOperator = startOperator()

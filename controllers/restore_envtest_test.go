@@ -83,7 +83,7 @@ printf '{"phase":"Succeeded","engine":"files"}' > /dev/termination-log
 	agent.Image = fakeAgentImage
 	g := &operatorRig{t: t, c: cl.Client, cluster: cl, ns: testNamespace(t, cl.Client), journal: journal}
 	g.start = func() {
-		_, g.stop = startManager(t, cl.Config, nil, func(mgr ctrl.Manager) error {
+		_, g.stop = startManager(t, cl.Config, g.ns, nil, func(mgr ctrl.Manager) error {
 			return SetupAll(context.Background(), mgr, Options{Agent: agent, ScheduleResync: time.Second})
 		})
 	}
