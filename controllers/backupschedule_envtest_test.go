@@ -419,3 +419,53 @@ func TestBackupScheduleReconciler_SuspendedDueTimesNeverRun(t *testing.T) {
 		t.Errorf("%d SkippedSuspended events, want 2", n)
 	}
 }
+
+// TestBackupScheduleReconciler_StaleReadAfterResume: a reconcile that still
+// reads the schedule as suspended after it was resumed writes nothing over
+// the newer status, so the next due time runs.
+func TestBackupScheduleReconciler_StaleReadAfterResume(t *testing.T) {
+	g := newScheduleRig(t, false)
+	_, due := g.createSchedule(backstopv1alpha1.ConcurrencyForbid, true)
+	g.clk.SetTime(due.Add(time.Second))
+	g.mustReconcile() // skips the due time: suspended
+	suspended := g.schedule()
+
+	bs := g.schedule()
+	bs.Spec.Suspend = false
+	if err := g.c.Update(context.Background(), bs); err != nil {
+		t.Fatal(err)
+	}
+	g.waitCached(func(c client.Client) error {
+		got := &backstopv1alpha1.BackupSchedule{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(bs), got); err != nil {
+			return err
+		}
+		if got.Spec.Suspend {
+			return fmt.Errorf("still suspended in the cache")
+		}
+		return nil
+	})
+	g.clk.SetTime(due.Add(30 * time.Second))
+	g.mustReconcile()
+	if ready := readyOf(g.schedule()); ready == nil || ready.Reason != backstopv1alpha1.ReasonSucceeded {
+		t.Fatalf("Ready after resuming: %+v", ready)
+	}
+
+	// A reconcile on the copy from before the resume.
+	g.stale.serveStale(suspended)
+	g.clk.SetTime(due.Add(40 * time.Second))
+	if _, err := g.reconcile(); err != nil {
+		t.Fatalf("reconcile on a stale read: %v", err)
+	}
+	g.stale.serveFresh()
+	if ready := readyOf(g.schedule()); ready == nil || ready.Reason != backstopv1alpha1.ReasonSucceeded {
+		t.Errorf("a stale read wrote Ready back: %+v", ready)
+	}
+
+	next := due.Add(time.Minute)
+	g.clk.SetTime(next.Add(time.Second))
+	g.mustReconcile()
+	if name := schedule.BackupName("nightly", next); g.backup(name) == nil {
+		t.Errorf("no Backup %s for the first due time after resuming; events %+v", name, g.events.withReason(ReasonSkippedSuspended))
+	}
+}
