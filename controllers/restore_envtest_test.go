@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -193,6 +194,58 @@ func (g *operatorRig) watchRestores() *restoreWatch {
 	return rw
 }
 
+// jobWatch records, in the API server's order, the most restore Jobs of
+// the namespace that were unfinished at once, and which they were.
+type jobWatch struct {
+	mu      sync.Mutex
+	most    int
+	mostSet []string
+	stop    func()
+}
+
+func (g *operatorRig) watchRestoreJobs() *jobWatch {
+	g.t.Helper()
+	wc, err := client.NewWithWatch(g.cluster.Config, client.Options{Scheme: g.c.Scheme()})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := wc.Watch(ctx, &batchv1.JobList{}, client.InNamespace(g.ns), client.MatchingLabels{LabelComponent: string(opRestore) + "-agent"})
+	if err != nil {
+		cancel()
+		g.t.Fatal(err)
+	}
+	jw := &jobWatch{}
+	done := make(chan struct{})
+	jw.stop = func() { cancel(); w.Stop(); <-done }
+	go func() {
+		defer close(done)
+		unfinished := map[string]bool{}
+		for ev := range w.ResultChan() {
+			job, ok := ev.Object.(*batchv1.Job)
+			if !ok || ev.Type == watch.Error {
+				continue
+			}
+			if finished, _, _ := jobFinished(job); finished || ev.Type == watch.Deleted {
+				delete(unfinished, job.Name)
+			} else {
+				unfinished[job.Name] = true
+			}
+			jw.mu.Lock()
+			if len(unfinished) > jw.most {
+				jw.most = len(unfinished)
+				jw.mostSet = nil
+				for name := range unfinished {
+					jw.mostSet = append(jw.mostSet, name)
+				}
+			}
+			jw.mu.Unlock()
+		}
+	}()
+	g.t.Cleanup(jw.stop)
+	return jw
+}
+
 // journalRun is one agent process: its operation, pod and run time.
 type journalRun struct {
 	op, pod    string
@@ -262,7 +315,8 @@ func overlappingRestores(runs []journalRun) []string {
 // together run one after the other in creation order (then name), the later
 // ones Pending with a message naming the Restore ahead, the first one's
 // safety backup included, and the operator killed and restarted as each of
-// the first two starts; never two restore processes at once.
+// the first two starts; never two restore Jobs unfinished at once, nor two
+// restore processes running at once.
 func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 	g := newOperatorRig(t)
 	for _, tc := range []struct {
@@ -279,6 +333,7 @@ func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 			rw := g.watchRestores()
+			jw := g.watchRestoreJobs()
 			prefix := strings.Fields(tc.name)[0]
 			// Created one right after the other, mostly within one second
 			// (creationTimestamp has seconds only): the line follows
@@ -331,6 +386,10 @@ func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 				return nil
 			})
 			rw.stop()
+			jw.stop()
+			if jw.most != 1 {
+				t.Errorf("at most %d restore Jobs of one target were unfinished at once (%v), want 1", jw.most, jw.mostSet)
+			}
 
 			if pairs := overlappingRestores(g.runs()); len(pairs) > 0 {
 				t.Errorf("restore processes of one target ran at once: %v", pairs)
