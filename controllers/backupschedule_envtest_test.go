@@ -469,3 +469,41 @@ func TestBackupScheduleReconciler_StaleReadAfterResume(t *testing.T) {
 		t.Errorf("no Backup %s for the first due time after resuming; events %+v", name, g.events.withReason(ReasonSkippedSuspended))
 	}
 }
+
+// TestBackupScheduleReconciler_OwnBackupNotYetInCache: the due time's Backup
+// exists (a reconcile made it and the operator stopped before it wrote the
+// status), an earlier one still runs, and the cache does not list the new
+// one yet. Under Forbid the due time is handled, not skipped as concurrent
+// with its own Backup; under Replace the earlier Backup is replaced once and
+// the due time's own Backup is kept.
+func TestBackupScheduleReconciler_OwnBackupNotYetInCache(t *testing.T) {
+	for _, policy := range []backstopv1alpha1.ConcurrencyPolicy{backstopv1alpha1.ConcurrencyForbid, backstopv1alpha1.ConcurrencyReplace} {
+		t.Run(string(policy), func(t *testing.T) {
+			g := newScheduleRig(t, false)
+			_, due := g.createSchedule(policy, false)
+			prev := due.Add(-time.Minute)
+			old := g.scheduledBackup(prev, backstopv1alpha1.BackupRunning)
+			g.setLastScheduleTime(prev)
+			own := g.scheduledBackup(due, "")
+			g.stale.hide(own.Name)
+
+			g.clk.SetTime(due.Add(time.Second))
+			g.mustReconcile()
+			g.stale.serveFresh()
+
+			if evs := g.events.withReason(ReasonSkippedConcurent); len(evs) != 0 {
+				t.Errorf("SkippedConcurrent for a due time that has its Backup: %+v", evs)
+			}
+			if bk := g.backup(own.Name); bk == nil || !bk.DeletionTimestamp.IsZero() {
+				t.Errorf("the due time's own Backup %s was deleted", own.Name)
+			}
+			bs := g.schedule()
+			if !bs.Status.LastScheduleTime.Time.Equal(due) || bs.Status.LastBackupName != own.Name {
+				t.Errorf("status: lastScheduleTime %v, lastBackupName %q", bs.Status.LastScheduleTime, bs.Status.LastBackupName)
+			}
+			if bk := g.backup(old.Name); bk == nil || !bk.DeletionTimestamp.IsZero() {
+				t.Errorf("the earlier Backup %s was deleted: the due time was already handled", old.Name)
+			}
+		})
+	}
+}

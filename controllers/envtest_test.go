@@ -94,6 +94,39 @@ type staleReads struct {
 	client.Client
 	mu        sync.Mutex
 	schedules map[client.ObjectKey]*backstopv1alpha1.BackupSchedule
+	// hidden Backups are left out of lists, as by a cache that has not seen
+	// them yet.
+	hidden map[string]bool
+}
+
+func (c *staleReads) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if err := c.Client.List(ctx, list, opts...); err != nil {
+		return err
+	}
+	bl, ok := list.(*backstopv1alpha1.BackupList)
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := bl.Items[:0]
+	for _, bk := range bl.Items {
+		if !c.hidden[bk.Name] {
+			kept = append(kept, bk)
+		}
+	}
+	bl.Items = kept
+	return nil
+}
+
+// hide leaves a Backup out of lists until serveFresh.
+func (c *staleReads) hide(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hidden == nil {
+		c.hidden = map[string]bool{}
+	}
+	c.hidden[name] = true
 }
 
 func (c *staleReads) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
@@ -147,6 +180,7 @@ func (c *staleReads) serveFresh() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.schedules = nil
+	c.hidden = nil
 }
 
 // recordedEvent is one event a reconciler sent.
