@@ -205,5 +205,57 @@ func TestBackupReconciler_NotesContentEqualToThePreviousBackup(t *testing.T) {
 	if got.Status.Phase != backstopv1alpha1.BackupSucceeded || got.Status.ContentSHA256 != other || got.Status.SameContentAs != "" ||
 		ready == nil || strings.Contains(ready.Message, "same content") {
 		t.Fatalf("phase %s content %q sameContentAs %q ready %+v", got.Status.Phase, got.Status.ContentSHA256, got.Status.SameContentAs, ready)
+
+	}
+}
+
+// TestBackupReconciler_SafetyBackupOfStartedRestore: two Restores of one
+// target created in the same second, the one with the larger name created
+// and started first. Its safety backup runs: the other Restore, ahead in
+// line by name but not started, waits for it and is not in its way. An
+// ordinary Backup still waits for both.
+func TestBackupReconciler_SafetyBackupOfStartedRestore(t *testing.T) {
+	st, tg := readyStoreAndTarget()
+	sameSecond := metav1.NewTime(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC))
+	restore := func(name string, phase backstopv1alpha1.RestorePhase) *backstopv1alpha1.Restore {
+		return &backstopv1alpha1.Restore{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", CreationTimestamp: sameSecond},
+			Spec:       backstopv1alpha1.RestoreSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name}},
+			Status:     backstopv1alpha1.RestoreStatus{Phase: phase},
+		}
+	}
+	started, waiting := restore("rollback-b", backstopv1alpha1.RestoreVerifying), restore("rollback-a", backstopv1alpha1.RestorePending)
+	backup := func(name string, labels map[string]string) *backstopv1alpha1.Backup {
+		return &backstopv1alpha1.Backup{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Generation: 1, Labels: labels},
+			Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name},
+				StoreRef: backstopv1alpha1.LocalObjectReference{Name: st.Name}},
+		}
+	}
+	safety := backup(jobName(started.Name, "safety"), map[string]string{LabelRestore: started.Name})
+	ordinary := backup("nightly", nil)
+	r := newBackupReconciler(t, st, tg, started, waiting, safety, ordinary)
+
+	if got := reconcileBackup(t, r, safety.Name); got.Status.Phase != backstopv1alpha1.BackupRunning {
+		t.Errorf("safety Backup of the started Restore: phase %s (%v), want Running", got.Status.Phase, readyOf(got))
+	}
+	got := reconcileBackup(t, r, ordinary.Name)
+	if c := conditions.Get(got, backstopv1alpha1.ConditionReconciling); got.Status.Phase != backstopv1alpha1.BackupPending || c == nil || !strings.Contains(c.Message, "waiting for Restore") {
+		t.Errorf("ordinary Backup during restores: phase %s, Reconciling %+v", got.Status.Phase, c)
+	}
+
+	// The Restore that has not started waits for the started one, whose
+	// name comes later: it was created first.
+	rr := &RestoreReconciler{Client: r.Client, APIReader: r.Client, Recorder: r.Recorder, Clock: r.Clock, Agent: r.Agent}
+	if _, err := rr.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(waiting)}); err != nil {
+		t.Fatal(err)
+	}
+	rs := &backstopv1alpha1.Restore{}
+	if err := r.Get(context.Background(), client.ObjectKeyFromObject(waiting), rs); err != nil {
+		t.Fatal(err)
+	}
+	if c := conditions.Get(rs, backstopv1alpha1.ConditionReconciling); rs.Status.Phase != backstopv1alpha1.RestorePending || c == nil ||
+		c.Reason != backstopv1alpha1.ReasonPending || !strings.Contains(c.Message, "waiting for Restore "+started.Name+" ") {
+		t.Errorf("the Restore behind: phase %s, Reconciling %+v", rs.Status.Phase, c)
 	}
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -29,13 +30,27 @@ const (
 	ReasonBackupCreated    = "BackupCreated"
 	ReasonMissedSchedule   = "MissedSchedule"
 	ReasonSkippedConcurent = "SkippedConcurrent"
-	ReasonPruned           = "Pruned"
+	// ReasonSkippedSuspended: a due time passed while the schedule was
+	// suspended; it is skipped, never run on resume.
+	ReasonSkippedSuspended = "SkippedSuspended"
+	// ReasonReplaced: under concurrencyPolicy Replace, a running Backup of an
+	// earlier due time was deleted so that the due one could start.
+	ReasonReplaced = "Replaced"
+	ReasonPruned   = "Pruned"
 )
 
 // BackupScheduleReconciler creates a Backup at each due time and prunes old
 // ones. Due times are computed from the clock, never held in timers.
+//
+// Reads from the cache may be stale: a reconcile can see the schedule as it
+// was before the last reconcile wrote its status. Whether a due time is
+// handled is therefore decided from a fresh read of the schedule and from
+// the Backups themselves, whose names are deterministic: a Backup that
+// exists for a due time means that due time is handled.
 type BackupScheduleReconciler struct {
 	client.Client
+	// APIReader reads from the API server, past the cache. Nil means Client.
+	APIReader client.Reader
 	// Concurrency is how many objects are reconciled at once.
 	Concurrency int
 	Recorder    events.EventRecorder
@@ -70,6 +85,20 @@ func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+func (r *BackupScheduleReconciler) reader() client.Reader {
+	if r.APIReader != nil {
+		return r.APIReader
+	}
+	return r.Client
+}
+
+// scheduleEvent is an event about a decision recorded in the status; it is
+// sent only once the status holds the decision, so that a reconcile retried
+// after a failed write never reports the same due time twice.
+type scheduleEvent struct {
+	eventType, reason, note string
+}
+
 // Reconcile creates the Backup that is due, if any, prunes, and requeues for the next due time.
 func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	log := ctrl.LoggerFrom(ctx)
@@ -80,93 +109,237 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !bs.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
+	now := r.Clock.Now()
+	sched, perr := schedule.Parse(bs.Spec.Schedule, bs.Spec.TimeZone)
+	all, err := r.backupsOf(ctx, bs)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	// A due time is decided on a fresh read: the cached schedule may not
+	// hold yet the lastScheduleTime the previous reconcile wrote, and would
+	// show the same due time as due again. When the due time's Backup is
+	// already in the cache, it is handled, and no read is needed.
+	decides := false
+	if perr == nil {
+		if due := dueAt(sched, bs, now); !due.Missed.IsZero() && findBackup(all, schedule.BackupName(bs.Name, due.Missed)) == nil {
+			decides = true
+		}
+	}
+	if decides {
+		fresh := &backstopv1alpha1.BackupSchedule{}
+		if err := r.reader().Get(ctx, req.NamespacedName, fresh); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		if !fresh.DeletionTimestamp.IsZero() {
+			return ctrl.Result{}, nil
+		}
+		bs = fresh
+		sched, perr = schedule.Parse(bs.Spec.Schedule, bs.Spec.TimeZone)
+	}
+
 	before := readySnapshot(bs)
-	patch := client.MergeFrom(bs.DeepCopy())
+	// The status is written only over the version it was computed from: a
+	// write from a stale read would put back what the schedule was (its
+	// conditions, a suspension since lifted) over what it is. On a conflict
+	// the reconcile runs again, on a newer read.
+	patch := client.MergeFromWithOptions(bs.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	var pending []scheduleEvent
 	defer func() {
 		bs.Status.ObservedGeneration = bs.Generation
-		if perr := r.Status().Patch(ctx, bs, patch); perr != nil && err == nil {
-			err = perr
+		if perr := r.Status().Patch(ctx, bs, patch); perr != nil {
+			if apierrors.IsConflict(perr) && err == nil {
+				log.V(1).Info("The schedule changed since it was read; reconciling again")
+				result, err = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+				return
+			}
+			if err == nil {
+				err = perr
+			}
+			return
+		}
+		for _, ev := range pending {
+			r.Recorder.Eventf(bs, nil, ev.eventType, ev.reason, "Schedule", "%s", ev.note)
 		}
 		announceTransition(r.Recorder, bs, before, "Schedule")
 	}()
 
-	sched, err := schedule.Parse(bs.Spec.Schedule, bs.Spec.TimeZone)
-	if err != nil {
+	if perr != nil {
 		bs.Status.NextScheduleTime = nil
 		scheduleNextRun.DeleteLabelValues(bs.Namespace, bs.Name)
-		conditions.MarkStalled(bs, backstopv1alpha1.ReasonInvalidSchedule, "%v", err)
+		conditions.MarkStalled(bs, backstopv1alpha1.ReasonInvalidSchedule, "%v", perr)
 		return ctrl.Result{}, nil
 	}
 
-	backups, err := r.backupsOf(ctx, bs)
-	if err != nil {
-		return ctrl.Result{}, err
+	backups := make([]*backstopv1alpha1.Backup, 0, len(all))
+	for _, bk := range all {
+		if bk.DeletionTimestamp.IsZero() {
+			backups = append(backups, bk)
+		}
 	}
 	active := r.updateHistory(bs, backups)
 	if err := r.prune(ctx, bs, backups, sched.Location()); err != nil {
 		return ctrl.Result{}, err
 	}
 
-	if bs.Spec.Suspend {
-		bs.Status.NextScheduleTime = nil
-		scheduleNextRun.DeleteLabelValues(bs.Namespace, bs.Name)
-		conditions.MarkReady(bs, backstopv1alpha1.ReasonSuspended, "suspended: no new backups start")
-		return ctrl.Result{}, nil
-	}
-
-	now := r.Clock.Now()
-	var last *time.Time
-	if bs.Status.LastScheduleTime != nil {
-		t := bs.Status.LastScheduleTime.Time
-		last = &t
-	}
-	due := sched.Due(now, bs.CreationTimestamp.Time, last, bs.Spec.StartingDeadlineSeconds)
+	due := dueAt(sched, bs, now)
+	// The schedule was suspended when last seen: due times that passed
+	// since then passed while it was suspended, and are skipped too.
+	wasSuspended := bs.Spec.Suspend || readyReason(bs) == backstopv1alpha1.ReasonSuspended
+	var note string
 	if !due.Missed.IsZero() {
-		if err := r.runDue(ctx, bs, due, active); err != nil {
+		if wasSuspended {
+			note = r.skipSuspended(bs, due, all, sched.Location(), &pending)
+		} else if err := r.runDue(ctx, bs, due, all, active, &pending); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
+
+	if bs.Spec.Suspend {
+		bs.Status.NextScheduleTime = nil
+		scheduleNextRun.DeleteLabelValues(bs.Namespace, bs.Name)
+		conditions.MarkReady(bs, backstopv1alpha1.ReasonSuspended, "suspended: no new backups start%s", note)
+		if due.Next.IsZero() {
+			return ctrl.Result{}, nil
+		}
+		// Wake at the next due time to record it as skipped.
+		return ctrl.Result{RequeueAfter: min(due.Next.Sub(now)+100*time.Millisecond, r.Resync)}, nil
+	}
 	if due.Next.IsZero() {
 		bs.Status.NextScheduleTime = nil
-		conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "the schedule fires no more")
+		conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "the schedule fires no more%s", note)
 		return ctrl.Result{}, nil
 	}
 	next := metav1.NewTime(due.Next)
 	bs.Status.NextScheduleTime = &next
 	scheduleNextRun.WithLabelValues(bs.Namespace, bs.Name).Set(float64(due.Next.Unix()))
-	conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "next backup at %s", due.Next.In(sched.Location()).Format(time.RFC3339))
+	conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "next backup at %s%s", due.Next.In(sched.Location()).Format(time.RFC3339), note)
 	wait := due.Next.Sub(now)
 	log.V(1).Info("Next backup", "at", due.Next, "in", wait)
 	// A little past the due time, so that the clock has reached it.
 	return ctrl.Result{RequeueAfter: min(wait+100*time.Millisecond, r.Resync)}, nil
 }
 
-// runDue creates the Backup for the due time, or records why it does not.
-func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alpha1.BackupSchedule, due schedule.Due, active []*backstopv1alpha1.Backup) error {
+// dueAt is where the schedule stands at now, by the status it was read with.
+func dueAt(sched schedule.Schedule, bs *backstopv1alpha1.BackupSchedule, now time.Time) schedule.Due {
+	var last *time.Time
+	if bs.Status.LastScheduleTime != nil {
+		t := bs.Status.LastScheduleTime.Time
+		last = &t
+	}
+	return sched.Due(now, bs.CreationTimestamp.Time, last, bs.Spec.StartingDeadlineSeconds)
+}
+
+func readyReason(bs *backstopv1alpha1.BackupSchedule) string {
+	if c := conditions.Get(bs, backstopv1alpha1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+// skipSuspended records the due times that passed while the schedule was
+// suspended as skipped: lastScheduleTime moves to the newest, so that none of
+// them runs on resume. It returns a note for the Ready message.
+func (r *BackupScheduleReconciler) skipSuspended(bs *backstopv1alpha1.BackupSchedule, due schedule.Due, all []*backstopv1alpha1.Backup, loc *time.Location, pending *[]scheduleEvent) string {
+	name := schedule.BackupName(bs.Name, due.Missed)
 	scheduled := metav1.NewTime(due.Missed)
-	if due.TooLate {
+	bs.Status.LastScheduleTime = &scheduled
+	if findBackup(all, name) != nil {
+		// Created before the suspension was seen: handled, not skipped.
+		bs.Status.LastBackupName = name
+		return ""
+	}
+	n := due.Skipped
+	if !due.TooLate {
+		n++ // Missed itself is skipped too
+	}
+	at := due.Missed.In(loc).Format(time.RFC3339)
+	note := fmt.Sprintf("skipped the backup due at %s while the schedule was suspended", at)
+	if n > 1 {
+		note = fmt.Sprintf("skipped %d backups due while the schedule was suspended, the newest at %s", n, at)
+	}
+	*pending = append(*pending, scheduleEvent{corev1.EventTypeNormal, ReasonSkippedSuspended, note})
+	return "; " + note
+}
+
+// runDue creates the Backup for the due time, or records why it does not.
+// all holds every Backup of the schedule, terminating ones included; active
+// the unfinished ones.
+func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alpha1.BackupSchedule, due schedule.Due, all, active []*backstopv1alpha1.Backup, pending *[]scheduleEvent) error {
+	log := ctrl.LoggerFrom(ctx)
+	scheduled := metav1.NewTime(due.Missed)
+	name := schedule.BackupName(bs.Name, due.Missed)
+	handled := func() {
 		bs.Status.LastScheduleTime = &scheduled
-		r.Recorder.Eventf(bs, nil, corev1.EventTypeWarning, ReasonMissedSchedule, "Schedule",
-			"missed the backup due at %s: past startingDeadlineSeconds", due.Missed.Format(time.RFC3339))
+		bs.Status.LastBackupName = name
+	}
+	// The Backup of this due time exists (even if it is being deleted): the
+	// due time is handled. It is never concurrent with itself.
+	if findBackup(all, name) != nil {
+		handled()
 		return nil
 	}
-	if len(active) > 0 {
-		switch bs.Spec.ConcurrencyPolicy {
-		case backstopv1alpha1.ConcurrencyAllow:
-		case backstopv1alpha1.ConcurrencyReplace:
-			for _, bk := range active {
-				if err := r.Delete(ctx, bk); client.IgnoreNotFound(err) != nil {
-					return err
-				}
-			}
-		default: // Forbid
-			bs.Status.LastScheduleTime = &scheduled
-			r.Recorder.Eventf(bs, nil, corev1.EventTypeWarning, ReasonSkippedConcurent, "Schedule",
-				"skipped the backup due at %s: Backup %s is still running", due.Missed.Format(time.RFC3339), active[0].Name)
-			return nil
+	if due.TooLate {
+		bs.Status.LastScheduleTime = &scheduled
+		*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonMissedSchedule,
+			fmt.Sprintf("missed the backup due at %s: past startingDeadlineSeconds", due.Missed.Format(time.RFC3339))})
+		return nil
+	}
+
+	// Only Backups of earlier due times can be in the way.
+	var earlier []*backstopv1alpha1.Backup
+	for _, bk := range active {
+		if bk.Name != name && backupTime(bk).Before(due.Missed) {
+			earlier = append(earlier, bk)
 		}
 	}
-	name := schedule.BackupName(bs.Name, due.Missed)
+	if len(earlier) > 0 && bs.Spec.ConcurrencyPolicy != backstopv1alpha1.ConcurrencyAllow {
+		// The cache may not show this due time's Backup yet: ask the API
+		// server before skipping or deleting anything.
+		if exists, err := r.backupExists(ctx, bs.Namespace, name); err != nil {
+			return err
+		} else if exists {
+			handled()
+			return nil
+		}
+		// And only Backups still running by the API server count.
+		var running []*backstopv1alpha1.Backup
+		for _, bk := range earlier {
+			cur, err := r.stillRunning(ctx, bk)
+			if err != nil {
+				return err
+			}
+			if cur != nil {
+				running = append(running, cur)
+			}
+		}
+		switch bs.Spec.ConcurrencyPolicy {
+		case backstopv1alpha1.ConcurrencyReplace:
+			for _, old := range running {
+				err := r.Delete(ctx, old, client.Preconditions{UID: &old.UID, ResourceVersion: &old.ResourceVersion})
+				if apierrors.IsNotFound(err) {
+					continue
+				}
+				if err != nil {
+					// A conflict: it changed since it was read; decide again.
+					return err
+				}
+				r.Recorder.Eventf(bs, old, corev1.EventTypeNormal, ReasonReplaced, "Replace",
+					"deleted Backup %s (due at %s, still running) to start Backup %s for %s: concurrencyPolicy is Replace",
+					old.Name, backupTime(old).Format(time.RFC3339), name, due.Missed.Format(time.RFC3339))
+				log.Info("Deleted a running Backup to replace it", "deleted", old.Name, "deletedDueAt", backupTime(old), "replacement", name, "dueAt", due.Missed)
+			}
+		case backstopv1alpha1.ConcurrencyAllow:
+		default: // Forbid
+			if len(running) > 0 {
+				bs.Status.LastScheduleTime = &scheduled
+				*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonSkippedConcurent,
+					fmt.Sprintf("skipped the backup due at %s: Backup %s (due at %s) is still running",
+						due.Missed.Format(time.RFC3339), running[0].Name, backupTime(running[0]).Format(time.RFC3339))})
+				return nil
+			}
+		}
+	}
 	bk := &backstopv1alpha1.Backup{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
@@ -191,11 +364,42 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 	} else if err == nil {
 		r.Recorder.Eventf(bs, bk, corev1.EventTypeNormal, ReasonBackupCreated, "Schedule", "created Backup %s for %s", name, due.Missed.Format(time.RFC3339))
 	}
-	bs.Status.LastScheduleTime = &scheduled
-	bs.Status.LastBackupName = name
+	handled()
 	return nil
 }
 
+// backupExists asks the API server whether a Backup exists.
+func (r *BackupScheduleReconciler) backupExists(ctx context.Context, ns, name string) (bool, error) {
+	err := r.reader().Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &backstopv1alpha1.Backup{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// stillRunning reads a Backup from the API server and returns it if it is
+// still unfinished and not being deleted, or nil.
+func (r *BackupScheduleReconciler) stillRunning(ctx context.Context, bk *backstopv1alpha1.Backup) (*backstopv1alpha1.Backup, error) {
+	cur := &backstopv1alpha1.Backup{}
+	if err := r.reader().Get(ctx, client.ObjectKeyFromObject(bk), cur); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if cur.UID != bk.UID || isFinal(cur.Status.Phase) || !cur.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	return cur, nil
+}
+
+func findBackup(list []*backstopv1alpha1.Backup, name string) *backstopv1alpha1.Backup {
+	for _, bk := range list {
+		if bk.Name == name {
+			return bk
+		}
+	}
+	return nil
+}
+
+// backupsOf lists the schedule's Backups, those being deleted included.
 func (r *BackupScheduleReconciler) backupsOf(ctx context.Context, bs *backstopv1alpha1.BackupSchedule) ([]*backstopv1alpha1.Backup, error) {
 	list := &backstopv1alpha1.BackupList{}
 	if err := r.List(ctx, list, client.InNamespace(bs.Namespace), client.MatchingFields{indexScheduleName: bs.Name}); err != nil {
@@ -203,9 +407,7 @@ func (r *BackupScheduleReconciler) backupsOf(ctx context.Context, bs *backstopv1
 	}
 	out := make([]*backstopv1alpha1.Backup, 0, len(list.Items))
 	for i := range list.Items {
-		if list.Items[i].DeletionTimestamp.IsZero() {
-			out = append(out, &list.Items[i])
-		}
+		out = append(out, &list.Items[i])
 	}
 	return out, nil
 }

@@ -38,3 +38,17 @@ func backupSucceeded() predicate.Predicate {
 		},
 	}
 }
+
+// restoreEnded passes a Restore that just reached a final phase, or was deleted.
+func restoreEnded() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldRs, ok1 := e.ObjectOld.(*backstopv1alpha1.Restore)
+			newRs, ok2 := e.ObjectNew.(*backstopv1alpha1.Restore)
+			return ok1 && ok2 && !restoreFinal(oldRs.Status.Phase) && restoreFinal(newRs.Status.Phase)
+		},
+	}
+}

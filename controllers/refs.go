@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -16,8 +16,7 @@ import (
 
 // indexSpecRefs indexes Backups and Restores by target, so that a backup and
 // a restore of the same target never run at once.
-func indexSpecRefs(ctx context.Context, mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
+func indexSpecRefs(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &backstopv1alpha1.Backup{}, indexTargetName, func(o client.Object) []string {
 		return []string{o.(*backstopv1alpha1.Backup).Spec.TargetRef.Name}
 	}); err != nil {
@@ -76,15 +75,93 @@ func readiness(kind string, obj conditions.Object) (string, error) {
 	return "", nil
 }
 
-// restoreInProgress names an unfinished Restore of the target other than except, or "".
+// restoreInProgress names an unfinished Restore of the target that a Backup
+// must wait for, or "". except names the Restore whose safety Backup this
+// is: that one waits only for started Restores ahead of its own in line, as
+// its Restore does (restoreAhead); the others wait for its Restore.
 func restoreInProgress(ctx context.Context, c client.Client, ns, target, except string) (string, error) {
 	list := &backstopv1alpha1.RestoreList{}
 	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingFields{indexTargetName: target}); err != nil {
 		return "", err
 	}
-	for _, r := range list.Items {
-		if r.Name != except && r.DeletionTimestamp.IsZero() && r.Status.Phase != backstopv1alpha1.RestoreSucceeded && r.Status.Phase != backstopv1alpha1.RestoreFailed {
-			return r.Name, nil
+	var owner *backstopv1alpha1.Restore
+	for i := range list.Items {
+		if except != "" && list.Items[i].Name == except {
+			owner = &list.Items[i]
+		}
+	}
+	for i := range list.Items {
+		r := &list.Items[i]
+		if r.Name == except || !r.DeletionTimestamp.IsZero() || restoreFinal(r.Status.Phase) {
+			continue
+		}
+		if owner != nil && !(restoreStarted(r) && restoreBefore(r, owner)) {
+			continue
+		}
+		return r.Name, nil
+	}
+	return "", nil
+}
+
+// restoreBefore orders the Restores of one target: they run one at a time,
+// by creation time, then by name.
+func restoreBefore(a, b *backstopv1alpha1.Restore) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// restoreStarted: the Restore has Jobs or a safety Backup under way.
+func restoreStarted(rs *backstopv1alpha1.Restore) bool {
+	return rs.Status.Phase == backstopv1alpha1.RestoreVerifying || rs.Status.Phase == backstopv1alpha1.RestoreRestoring
+}
+
+// restoreAhead names the Restore of the same target that rs waits for, or
+// "": restores of one target never overlap. A Restore that has not started
+// waits for every started one and for those before it in line; a started
+// one yields only to a started one before it in line (two can have started
+// only when created in the same second). The one named is the nearest ahead.
+func restoreAhead(ctx context.Context, c client.Client, rs *backstopv1alpha1.Restore) (string, error) {
+	list := &backstopv1alpha1.RestoreList{}
+	if err := c.List(ctx, list, client.InNamespace(rs.Namespace), client.MatchingFields{indexTargetName: rs.Spec.TargetRef.Name}); err != nil {
+		return "", err
+	}
+	var ahead *backstopv1alpha1.Restore
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.Name == rs.Name || restoreFinal(o.Status.Phase) {
+			continue
+		}
+		inWay := restoreStarted(o) || restoreBefore(o, rs)
+		if restoreStarted(rs) {
+			inWay = restoreStarted(o) && restoreBefore(o, rs)
+		}
+		if inWay && (ahead == nil || restoreBefore(ahead, o)) {
+			ahead = o
+		}
+	}
+	if ahead == nil {
+		return "", nil
+	}
+	return ahead.Name, nil
+}
+
+// restoreJobActive names an unfinished restore Job of the target that does
+// not belong to owner, or "": the last guard against two restores writing
+// into one target (a deleted Restore's Job may still run).
+func restoreJobActive(ctx context.Context, c client.Client, ns, target, owner string) (string, error) {
+	jobs := &batchv1.JobList{}
+	if err := c.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{LabelTarget: target, LabelComponent: string(opRestore) + "-agent"}); err != nil {
+		return "", err
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if j.Labels[LabelRestore] == owner {
+			continue
+		}
+		if done, _, _ := jobFinished(j); !done {
+			return j.Name, nil
 		}
 	}
 	return "", nil

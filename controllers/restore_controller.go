@@ -49,25 +49,33 @@ func (r *RestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backstopv1alpha1.Restore{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&batchv1.Job{}).
 		Watches(&backstopv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(r.restoresOfTarget)).
+		// A Restore that ends lets the next one of its target go.
+		Watches(&backstopv1alpha1.Restore{}, handler.EnqueueRequestsFromMapFunc(r.restoresOfTarget), builder.WithPredicates(restoreEnded())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("restore").
 		Complete(r)
 }
 
-// restoresOfTarget wakes the Restores of a Backup's target when the Backup
-// changes: a Restore waits for running backups of its target.
+// restoresOfTarget wakes the unfinished Restores of the target of a Backup
+// or a Restore that changed: a Restore waits for running backups of its
+// target, and for the Restores ahead of it.
 func (r *RestoreReconciler) restoresOfTarget(ctx context.Context, o client.Object) []ctrl.Request {
-	bk, ok := o.(*backstopv1alpha1.Backup)
-	if !ok {
+	var target, self string
+	switch o := o.(type) {
+	case *backstopv1alpha1.Backup:
+		target = o.Spec.TargetRef.Name
+	case *backstopv1alpha1.Restore:
+		target, self = o.Spec.TargetRef.Name, o.Name
+	default:
 		return nil
 	}
 	list := &backstopv1alpha1.RestoreList{}
-	if err := r.List(ctx, list, client.InNamespace(bk.Namespace), client.MatchingFields{indexTargetName: bk.Spec.TargetRef.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexTargetName: target}); err != nil {
 		return nil
 	}
 	var reqs []ctrl.Request
 	for _, rs := range list.Items {
-		if rs.Status.Phase != backstopv1alpha1.RestoreSucceeded && rs.Status.Phase != backstopv1alpha1.RestoreFailed {
+		if rs.Name != self && !restoreFinal(rs.Status.Phase) {
 			reqs = append(reqs, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: rs.Namespace, Name: rs.Name}})
 		}
 	}
@@ -115,6 +123,14 @@ func (r *RestoreReconciler) reconcileRestore(ctx context.Context, rs *backstopv1
 	verifyName, restoreName := jobName(rs.Name, "verify"), jobName(rs.Name, "restore")
 	if rs.Status.Phase == backstopv1alpha1.RestoreRestoring {
 		return r.followRestoreJob(ctx, rs, restoreName)
+	}
+
+	// Restores of one target run one at a time, in creation order.
+	if ahead, err := restoreAhead(ctx, r, rs); err != nil {
+		return ctrl.Result{}, err
+	} else if ahead != "" {
+		conditions.MarkReconciling(rs, backstopv1alpha1.ReasonPending, "waiting for Restore %s of target %s to finish: restores of one target run one at a time, in creation order", ahead, rs.Spec.TargetRef.Name)
+		return ctrl.Result{RequeueAfter: waitRequeue}, nil
 	}
 
 	// Resolve the artifact once and keep it in status, so a later backup
@@ -168,6 +184,13 @@ func (r *RestoreReconciler) reconcileRestore(ctx context.Context, rs *backstopv1
 		return ctrl.Result{}, err
 	} else if busy != "" {
 		conditions.MarkReconciling(rs, backstopv1alpha1.ReasonPending, "waiting for Backup %s of target %s to finish", busy, target.Name)
+		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+	}
+
+	if busy, err := restoreJobActive(ctx, r, rs.Namespace, target.Name, rs.Name); err != nil {
+		return ctrl.Result{}, err
+	} else if busy != "" {
+		conditions.MarkReconciling(rs, backstopv1alpha1.ReasonPending, "waiting for restore Job %s of target %s to finish", busy, target.Name)
 		return ctrl.Result{RequeueAfter: waitRequeue}, nil
 	}
 

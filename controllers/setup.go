@@ -31,7 +31,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 2
 	}
-	if err := indexSpecRefs(ctx, mgr); err != nil {
+	if err := indexSpecRefs(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	recorder := mgr.GetEventRecorder("backstop")
@@ -39,7 +39,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&BackupStoreReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock},
 		&BackupTargetReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder},
-		&BackupScheduleReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock, Resync: opts.ScheduleResync},
+		&BackupScheduleReconciler{Client: c, APIReader: reader, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock, Resync: opts.ScheduleResync},
 		&BackupReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
 		&RestoreReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
 	}

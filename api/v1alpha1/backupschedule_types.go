@@ -13,7 +13,9 @@ const (
 	ConcurrencyForbid ConcurrencyPolicy = "Forbid"
 	// ConcurrencyAllow starts the new run alongside the active one.
 	ConcurrencyAllow ConcurrencyPolicy = "Allow"
-	// ConcurrencyReplace cancels the active run and starts the new one.
+	// ConcurrencyReplace deletes the running Backups of earlier due times
+	// (a Replaced event names each one and its replacement) and starts the
+	// new one.
 	ConcurrencyReplace ConcurrencyPolicy = "Replace"
 )
 
@@ -42,11 +44,20 @@ type BackupScheduleSpec struct {
 	// +kubebuilder:validation:Pattern=`^(UTC|Local|[A-Za-z]+(/[A-Za-z0-9_+-]+){1,2})$`
 	TimeZone *string `json:"timeZone,omitempty"`
 
-	// suspend stops new runs; runs in progress finish.
+	// suspend stops new runs; runs in progress finish. A due time that
+	// passes while the schedule is suspended is skipped, never run on
+	// resume: it is recorded with a SkippedSuspended event and in the Ready
+	// message, and lastScheduleTime moves past it. Due times that pass while
+	// the operator is down count as suspended if the schedule was suspended
+	// when the operator last saw it.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 
-	// concurrencyPolicy when a run is due while one is active. Defaults to Forbid.
+	// concurrencyPolicy when a run is due while one of an earlier due time is
+	// active: Forbid skips the new run (a SkippedConcurrent event names the
+	// running Backup), Allow starts it beside, Replace deletes the running
+	// Backups of earlier due times (a Replaced event names both) and starts
+	// it. Defaults to Forbid.
 	// +optional
 	// +kubebuilder:default=Forbid
 	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
@@ -125,7 +136,9 @@ type RetentionPolicy struct {
 type BackupScheduleStatus struct {
 	ObjectStatus `json:",inline"`
 
-	// lastScheduleTime is the scheduled time of the newest Backup created.
+	// lastScheduleTime is the newest due time handled: a Backup was created
+	// for it, or it was skipped (suspended, concurrencyPolicy Forbid, or past
+	// startingDeadlineSeconds) and an event says so.
 	// +optional
 	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
 

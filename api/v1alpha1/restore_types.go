@@ -18,7 +18,10 @@ const (
 
 // RestoreSpec is one wipe-and-restore of a target. It cannot change once created.
 type RestoreSpec struct {
-	// targetRef names the BackupTarget whose data is replaced.
+	// targetRef names the BackupTarget whose data is replaced. Restores of
+	// one target run one at a time, in creation order (then by name): a
+	// later one stays Pending, its Ready message naming the Restore it waits
+	// for, until that one has finished, safety backup included.
 	// +required
 	TargetRef LocalObjectReference `json:"targetRef"`
 

@@ -66,7 +66,7 @@ func Parse(expr string, timeZone *string) (Schedule, error) {
 		c.Location = loc
 	case cron.ConstantDelaySchedule:
 		if c.Delay < MinInterval {
-			return Schedule{}, fmt.Errorf("invalid schedule %q: interval %s is shorter than %s", expr, c.Delay, MinInterval)
+			return Schedule{}, fmt.Errorf("invalid schedule %q: interval %s is shorter than %s", expr, givenInterval(trimmed, c.Delay), MinInterval)
 		}
 	default:
 		return Schedule{}, fmt.Errorf("invalid schedule %q: unsupported schedule type %T", expr, sched)
@@ -78,6 +78,17 @@ func Parse(expr string, timeZone *string) (Schedule, error) {
 }
 
 var errNever = errors.New("never fires (no such date)")
+
+// givenInterval is the interval of an @every expression as written. The cron
+// parser raises an interval under a second to one second and drops fractions
+// of a second, so its own value would misreport "@every 0s" as 1s.
+func givenInterval(expr string, parsed time.Duration) time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(expr, "@every")))
+	if err != nil {
+		return parsed
+	}
+	return d
+}
 
 // String returns the expression as given to Parse.
 func (s Schedule) String() string { return s.expr }
