@@ -169,8 +169,17 @@ func runBlocks(t *testing.T, blocks map[string]string, env []string, dir string,
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Env = env
 	cmd.Dir = dir
+	killGroupOnTimeout(cmd)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// killGroupOnTimeout makes a command's timeout end its children too (a
+// pipeline's psql or zstd), and stops waiting for output they hold open.
+func killGroupOnTimeout(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
 }
 
 func mustRunBlocks(t *testing.T, blocks map[string]string, env []string, dir string, names ...string) string {
@@ -223,6 +232,7 @@ func backup(t *testing.T, tl tools, engineArgs, env []string, target string) art
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(tl.dir, "backstop"), args...)
 	cmd.Env = append(os.Environ(), env...)
+	killGroupOnTimeout(cmd)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
