@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -93,6 +94,8 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	now := metav1.NewTime(r.Clock.Now())
 	bs.Status.LastProbeTime = &now
+	// Set again below when this probe lists the store.
+	bs.Status.Debris = nil
 	if st == nil {
 		conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "%s: each backup Job checks it when it mounts the claim", describeStore(bs))
 		return ctrl.Result{}, nil
@@ -108,8 +111,35 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		conditions.MarkFailed(bs, reason, "%s: %v", describeStore(bs), err)
 		return ctrl.Result{RequeueAfter: min(interval, failedProbeRetry)}, nil
 	}
-	conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "%s is reachable and writable", describeStore(bs))
+	msg := describeStore(bs) + " is reachable and writable"
+	if dc, ok := st.(store.DebrisCounter); ok {
+		d, err := dc.Debris(probeCtx)
+		if err != nil {
+			// Not a reason to refuse backups: the store works.
+			log.Info("Could not list the store's debris", "reason", store.ReasonOf(err), "error", err.Error())
+		} else {
+			bs.Status.Debris = &backstopv1alpha1.StoreDebris{Objects: d.Objects, Bytes: d.Bytes, CheckedAt: now}
+			if d.Objects > 0 {
+				msg += "; " + describeDebris(d)
+			}
+		}
+	}
+	conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "%s", msg)
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// describeDebris says what interrupted uploads left, and what clears it.
+func describeDebris(d store.Debris) string {
+	uploads := "uploads under the prefix hold"
+	if d.Objects == 1 {
+		uploads = "upload under the prefix holds"
+	}
+	size := fmt.Sprintf("%d bytes", d.Bytes)
+	if d.Partial {
+		size = "at least " + size
+	}
+	return fmt.Sprintf("%d incomplete multipart %s %s (left by interrupted backups, or a backup running now); "+
+		"a bucket lifecycle rule that aborts incomplete multipart uploads clears them", d.Objects, uploads, size)
 }
 
 // fail records a user error as Stalled, or returns any other error for a retry.

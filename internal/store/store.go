@@ -37,6 +37,24 @@ type Store interface {
 	String() string
 }
 
+// Debris is what interrupted uploads (a run killed outright, a lost node)
+// left under a store's prefix.
+type Debris struct {
+	// Objects is how many leftovers there are.
+	Objects int64
+	// Bytes is their size. When Partial, it counts only some of them.
+	Bytes int64
+	// Partial tells that Bytes is a lower bound.
+	Partial bool
+}
+
+// DebrisCounter is a store that can find debris under its prefix. Backends
+// whose API lists nothing cheaply (a GCS resumable upload, Azure's
+// uncommitted blocks of one blob at a time) do not implement it.
+type DebrisCounter interface {
+	Debris(ctx context.Context) (Debris, error)
+}
+
 // TooLarge is the error of an upload that would need more pieces (S3
 // parts, Azure blocks) than one object takes: it names the limit and the
 // BackupStore field that raises it.

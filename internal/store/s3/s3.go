@@ -401,6 +401,79 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.ObjectInfo, er
 // Probe writes, reads back and deletes a small object.
 func (s *Store) Probe(ctx context.Context) error { return store.RunProbe(ctx, s) }
 
+// maxSizedUploads bounds the uploads Debris lists the parts of, one request
+// each: a probe stays quick in a bucket full of debris.
+const maxSizedUploads = 100
+
+var _ store.DebrisCounter = (*Store)(nil)
+
+// Debris counts the incomplete multipart uploads under the store's prefix
+// and the bytes of their parts: the first maxSizedUploads of them only, with
+// Partial set, when there are more.
+func (s *Store) Debris(ctx context.Context) (store.Debris, error) {
+	prefix := s.prefix
+	if prefix != "" {
+		prefix += "/"
+	}
+	d, err := s.countUploads(ctx, prefix, prefix)
+	if err == nil && d.Objects == 0 && prefix != "" {
+		// MinIO takes a non-empty prefix as one exact key, and lists every
+		// upload of the bucket only without one: filter them here.
+		d, err = s.countUploads(ctx, "", prefix)
+	}
+	return d, err
+}
+
+// countUploads counts the incomplete uploads listed under list whose keys
+// start with keep.
+func (s *Store) countUploads(ctx context.Context, list, keep string) (store.Debris, error) {
+	core := minio.Core{Client: s.c}
+	var d store.Debris
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, list, true) {
+		if u.Err != nil {
+			return store.Debris{}, s.classify("list uploads", "", u.Err)
+		}
+		if !strings.HasPrefix(u.Key, keep) {
+			continue
+		}
+		d.Objects++
+		if d.Objects > maxSizedUploads {
+			d.Partial = true
+			continue
+		}
+		n, err := s.uploadedBytes(ctx, core, u.Key, u.UploadID)
+		if err != nil {
+			if store.IsNotFound(err) {
+				// Completed or aborted since it was listed.
+				d.Objects--
+				continue
+			}
+			return store.Debris{}, err
+		}
+		d.Bytes += n
+	}
+	return d, nil
+}
+
+// uploadedBytes sums the sizes of the parts of one multipart upload.
+func (s *Store) uploadedBytes(ctx context.Context, core minio.Core, key, uploadID string) (int64, error) {
+	var n int64
+	marker := 0
+	for {
+		res, err := core.ListObjectParts(ctx, s.bucket, key, uploadID, marker, 1000)
+		if err != nil {
+			return 0, s.classify("list parts", "", err)
+		}
+		for _, p := range res.ObjectParts {
+			n += p.Size
+		}
+		if !res.IsTruncated {
+			return n, nil
+		}
+		marker = res.NextPartNumberMarker
+	}
+}
+
 // IncompleteUploads counts the unfinished multipart uploads under prefix.
 // Tests use it to prove a failed upload left nothing behind.
 func (s *Store) IncompleteUploads(ctx context.Context, prefix string) (int, error) {
