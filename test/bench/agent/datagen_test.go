@@ -96,6 +96,28 @@ func dumpSize(t *testing.T, pg *pgserver.Server, db string) int64 {
 	return c.n
 }
 
+// writeDump writes pg_dump's output (the agent's arguments) of db to file.
+func writeDump(t *testing.T, b *bench, db, file string) {
+	t.Helper()
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "pg_dump", postgres.DumpArgs...)
+	cmd.Env = b.pg.Env(db)
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stdout, cmd.Stderr = f, stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("pg_dump %s > %s: %v: %s", db, file, err, stderr)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // pgData describes a generated database.
 type pgData struct {
 	DB       string

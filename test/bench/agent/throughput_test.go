@@ -35,6 +35,10 @@ const (
 	// rssFlat: the peak RSS at the large size may exceed the one at 256 MiB
 	// by at most this much ("the same at 256 MiB and at 2 GiB").
 	rssFlat = 8 << 20
+	// targetRestoreVsPsql: a verified PostgreSQL restore through the agent
+	// takes at most this many times the wall time of `psql -1 -f dump.sql`
+	// into a fresh database (issue 12).
+	targetRestoreVsPsql = 1.1
 )
 
 // Every process run is bounded; the whole benchmark takes about 10 minutes
@@ -149,6 +153,26 @@ func TestAgentThroughput(t *testing.T) {
 		psql(t, b.pg, "postgres", "DROP DATABASE "+r.db, 5*time.Minute)
 	}
 
+	// The same data loaded by psql alone from a plain dump file, into a
+	// fresh database: what a verified restore through the agent is compared
+	// with (at most targetRestoreVsPsql). psql is the one in PATH, as the
+	// agent's; ON_ERROR_STOP so that a failed load fails the run.
+	dumpFile := filepath.Join(b.work, "dump.sql")
+	writeDump(t, b, big.DB, dumpFile)
+	psql(t, b.pg, "postgres", "CREATE DATABASE restore_psql", time.Minute)
+	load := exec.Command("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", dumpFile)
+	load.Env = b.pg.Env("restore_psql")
+	pm := run(t, runLimit, gPG, namePsqlRestore, load, devNull, false)
+	b.add(pm, 0, pgPlain)
+	if rows, sum := pgCount(t, b.pg, "restore_psql"); rows != big.Rows || sum != big.IDSum {
+		t.Fatalf("psql -1 -f: %d rows (sum of ids %s), want %d (%s)", rows, sum, big.Rows, big.IDSum)
+	}
+	b.verified = append(b.verified, fmt.Sprintf("%s into database `restore_psql`: %d rows, sum of ids matches", namePsqlRestore, big.Rows))
+	psql(t, b.pg, "postgres", "DROP DATABASE restore_psql", 5*time.Minute)
+	if err := os.Remove(dumpFile); err != nil {
+		t.Fatal(err)
+	}
+
 	// --- files, 2 GiB ----------------------------------------------------------
 	gFiles := fmt.Sprintf("files %.0f MiB", mib(tree.Bytes))
 	filesArgs := func(dir string) []string { return []string{"--engine", "files", "--path", dir} }
@@ -219,6 +243,9 @@ const (
 	// what the fastest level buys (the default is 3).
 	nameAgentFSLevel1 = "agent backup -> directory, zstd level 1"
 	nameZstdAlone     = "shell: dump | zstd -3 > file (no hashing, no encryption)"
+	// namePsqlRestore loads a plain dump file with psql alone, in one
+	// transaction, into a fresh database.
+	namePsqlRestore = "psql -1 -f dump.sql (no download, no verification)"
 	// nameFullBinary is the same backup run as `backstop agent backup`,
 	// the binary that links the operator too; Jobs run backstop-agent.
 	nameFullBinary = "full backstop binary: backup -> MinIO"
@@ -625,6 +652,17 @@ func (b *bench) report(t *testing.T, points []rssPoint) string {
 			r := a.mibps() / shell.mibps()
 			p("| backup >= %.0fx the shell pipeline | %s | %s %.0f MiB/s vs shell %.0f MiB/s | %.2f | %s |\n",
 				targetVsShell, g.group, name, a.mibps(), shell.mibps(), r, verdict(r >= targetVsShell))
+		}
+	}
+	for _, pm := range b.results {
+		if pm.Name != namePsqlRestore {
+			continue
+		}
+		for _, name := range []string{"agent restore <- directory", "agent restore <- MinIO"} {
+			a := b.best(pm.Group, name)
+			r := a.Wall.Seconds() / pm.Wall.Seconds()
+			p("| verified restore <= %.1fx the wall time of `psql -1 -f dump.sql` | %s | %s %.1f s vs psql %.1f s | %.2f | %s |\n",
+				targetRestoreVsPsql, pm.Group, name, a.Wall.Seconds(), pm.Wall.Seconds(), r, verdict(r <= targetRestoreVsPsql))
 		}
 	}
 	var maxRSS measurement
