@@ -451,7 +451,16 @@ func (r *BackupScheduleReconciler) prune(ctx context.Context, bs *backstopv1alph
 	plan := retention.Apply(entries, bs.Spec.Retention, loc)
 	for _, name := range plan.Delete {
 		bk := byName[name]
-		if err := r.Delete(ctx, bk, client.Preconditions{UID: &bk.UID}); client.IgnoreNotFound(err) != nil {
+		// The resourceVersion too: a cache that does not show yet the
+		// deletion a previous reconcile made would prune (and report) the
+		// same Backup again.
+		err := r.Delete(ctx, bk, client.Preconditions{UID: &bk.UID, ResourceVersion: &bk.ResourceVersion})
+		switch {
+		case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+			// Gone, or changed since this read: the reconcile its change
+			// triggers decides again.
+			continue
+		case err != nil:
 			return err
 		}
 		r.Recorder.Eventf(bs, bk, corev1.EventTypeNormal, ReasonPruned, "Prune", "deleted Backup %s (retention)", name)
