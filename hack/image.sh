@@ -27,7 +27,9 @@ SUITE=bookworm
 CACHE_ROOT="${BACKSTOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backstop}"
 GO_VERSION="$(go env GOVERSION)"
 BASE_IMAGE="localhost/backstop-base/debian:${SUITE}"
-GO_IMAGE="localhost/backstop-base/golang:${GO_VERSION#go}-${SUITE}"
+# The last part of the tag numbers the recipe below, so a changed recipe
+# makes a new base instead of reusing the old one.
+GO_IMAGE="localhost/backstop-base/golang:${GO_VERSION#go}-${SUITE}-2"
 
 log() { echo "image: $*" >&2; }
 
@@ -77,7 +79,7 @@ make_bases() {
     buildah copy --quiet "$c" "$(go env GOROOT)" /usr/local/go >/dev/null
     # GOPROXY=off: modules come from this machine's module cache, mounted
     # into the build (the base has no CA certificates to fetch them).
-    buildah config --env GOPATH=/go --env GOTOOLCHAIN=local --env GOPROXY=off \
+    buildah config --env GOPATH=/go --env GOCACHE=/go/build-cache --env GOTOOLCHAIN=local --env GOPROXY=off \
       --env PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
     buildah commit --quiet "$c" "${GO_IMAGE}" >/dev/null
     buildah rm "$c" >/dev/null
@@ -96,7 +98,7 @@ else
   mkdir -p "${gomodcache}" "${gocache}"
   go mod download
   args+=(--pull=never --build-arg "GO_IMAGE=${GO_IMAGE}" --build-arg "BASE_IMAGE=${BASE_IMAGE}"
-         --volume "${gomodcache}:/go/pkg/mod" --volume "${gocache}:/root/.cache/go-build")
+         --volume "${gomodcache}:/go/pkg/mod" --volume "${gocache}:/go/build-cache")
 fi
 
 log "building ${IMG} (PG_CLIENT=${PG_CLIENT})"
