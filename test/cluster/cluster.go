@@ -112,7 +112,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() && c.kcm != nil {
-			t.Logf("kube-controller-manager log tail (%s):\n%s", c.ControllerManagerLogPath(), tailFile(c.ControllerManagerLogPath(), 60))
+			t.Logf("kube-controller-manager log tail (%s):\n%s", c.ControllerManagerLogPath(), TailFile(c.ControllerManagerLogPath(), 60))
 		}
 		if err := c.Stop(); err != nil {
 			t.Errorf("stop test cluster: %v", err)
@@ -287,7 +287,7 @@ func (c *Cluster) startControllerManager(assets string, opts Options, timeout ti
 	for {
 		select {
 		case <-c.kcmDone:
-			return fmt.Errorf("kube-controller-manager exited during start; log tail:\n%s", tailFile(c.ControllerManagerLogPath(), 40))
+			return fmt.Errorf("kube-controller-manager exited during start; log tail:\n%s", TailFile(c.ControllerManagerLogPath(), 40))
 		default:
 		}
 		resp, err := hc.Get(url)
@@ -299,7 +299,7 @@ func (c *Cluster) startControllerManager(assets string, opts Options, timeout ti
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("kube-controller-manager not healthy at %s after %s; log tail:\n%s", url, timeout, tailFile(c.ControllerManagerLogPath(), 40))
+			return fmt.Errorf("kube-controller-manager not healthy at %s after %s; log tail:\n%s", url, timeout, TailFile(c.ControllerManagerLogPath(), 40))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -354,8 +354,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// tailFile returns the last n lines of a file, or a note why it cannot.
-func tailFile(path string, n int) string {
+// TailFile returns the last n lines of a file, or a note why it cannot;
+// harnesses show it when a component fails.
+func TailFile(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Sprintf("(%v)", err)

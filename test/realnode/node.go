@@ -47,6 +47,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/backstop-io/backstop/internal/testutil/assets"
+	"github.com/backstop-io/backstop/test/cluster"
 )
 
 const (
@@ -109,7 +110,7 @@ func Start(t testing.TB, opts Options) *Node {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, name := range []string{"kubelet", "containerd", "kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver"} {
-				t.Logf("%s log tail:\n%s", name, tailFile(filepath.Join(n.LogDir, name+".log"), 25))
+				t.Logf("%s log tail:\n%s", name, cluster.TailFile(filepath.Join(n.LogDir, name+".log"), 25))
 			}
 		}
 		if err := n.Stop(); err != nil {
@@ -411,7 +412,7 @@ func (n *Node) waitReady(timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("node %s not ready after %s: %s; kubelet log tail:\n%s", NodeName, timeout, last, tailFile(filepath.Join(n.LogDir, "kubelet.log"), 30))
+			return fmt.Errorf("node %s not ready after %s: %s; kubelet log tail:\n%s", NodeName, timeout, last, cluster.TailFile(filepath.Join(n.LogDir, "kubelet.log"), 30))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -1,7 +1,6 @@
 package realnode
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/backstop-io/backstop/test/cluster"
 )
 
 // process is one component the node runs, with its log in the log directory
@@ -63,7 +64,7 @@ func (p *process) waitFor(timeout time.Duration, ready func() error) error {
 	for {
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited during start (%v); log tail:\n%s", p.name, p.cmd.ProcessState, tailFile(p.logPath, 30))
+			return fmt.Errorf("%s exited during start (%v); log tail:\n%s", p.name, p.cmd.ProcessState, cluster.TailFile(p.logPath, 30))
 		default:
 		}
 		err := ready()
@@ -71,7 +72,7 @@ func (p *process) waitFor(timeout time.Duration, ready func() error) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %v; log tail:\n%s", p.name, timeout, err, tailFile(p.logPath, 30))
+			return fmt.Errorf("%s not ready after %s: %v; log tail:\n%s", p.name, timeout, err, cluster.TailFile(p.logPath, 30))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -103,23 +104,4 @@ func run(timeout time.Duration, name string, args ...string) (string, error) {
 		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
-}
-
-// tailFile returns the last n lines of a file, or a note why it cannot.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
 }
