@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"github.com/backstop-io/backstop/internal/humanize"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -50,19 +51,8 @@ func startProgress(w io.Writer, interval time.Duration, line func(elapsed time.D
 	}}
 }
 
-// humanBytes formats n with a binary unit.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes formats n with a binary unit: 512B, 3.6KiB.
+func humanBytes(n int64) string { return humanize.Bytes(n) + "B" }
 
 func rate(n int64, d time.Duration) string {
 	if d <= 0 {
