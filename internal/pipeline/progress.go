@@ -2,11 +2,12 @@ package pipeline
 
 import (
 	"fmt"
-	"github.com/backstop-io/backstop/internal/humanize"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/backstop-io/backstop/internal/humanize"
 )
 
 // counter counts bytes written through it.
