@@ -137,6 +137,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		// Secrets are read when needed, never cached: the operator holds no
 		// copy of every credential in the cluster.
 		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Cache:                         controllers.CacheOptions(),
 		Scheme:                        newScheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,

@@ -76,10 +76,10 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 
 	before := readySnapshot(bk)
-	patch := client.MergeFrom(bk.DeepCopy())
+	patch := newStatusPatch(bk)
 	defer func() {
 		bk.Status.ObservedGeneration = bk.Generation
-		if perr := r.Status().Patch(ctx, bk, patch); perr != nil && err == nil {
+		if _, perr := patch.write(ctx, r.Client, bk); perr != nil && err == nil {
 			err = perr
 		}
 		announceTransition(r.Recorder, bk, before, "Backup")
@@ -162,9 +162,9 @@ func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Ba
 	if err := ctrl.SetControllerReference(bk, job, r.Scheme()); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.Create(ctx, job); err != nil {
-		if apierrors.IsAlreadyExists(err) {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+	if err := createJob(ctx, r.Client, r.APIReader, bk, "Backup", job); err != nil {
+		if ue, ok := asUserError(err); ok {
+			return r.finish(bk, ue.Reason, "%s", ue.Message)
 		}
 		return ctrl.Result{}, err
 	}
@@ -249,10 +249,13 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 }
 
 // previousSuccess returns the newest other successful Backup of bk's target
-// that completed before bk, or nil.
+// that completed before bk, or nil. It is the cache's object: read it only.
 func (r *BackupReconciler) previousSuccess(ctx context.Context, bk *backstopv1alpha1.Backup) (*backstopv1alpha1.Backup, error) {
+	// The cache's own objects, not copies: a target's Backups are read here
+	// once per Backup that ends, and copying them all each time grows with
+	// the square of their number. Nothing here writes to them.
 	list := &backstopv1alpha1.BackupList{}
-	if err := r.List(ctx, list, client.InNamespace(bk.Namespace), client.MatchingFields{indexTargetName: bk.Spec.TargetRef.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(bk.Namespace), client.MatchingFields{indexTargetName: bk.Spec.TargetRef.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
 	var prev *backstopv1alpha1.Backup

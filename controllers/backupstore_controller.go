@@ -58,10 +58,10 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := readySnapshot(bs)
-	patch := client.MergeFrom(bs.DeepCopy())
+	patch := newStatusPatch(bs)
 	defer func() {
 		bs.Status.ObservedGeneration = bs.Generation
-		if perr := r.Status().Patch(ctx, bs, patch); perr != nil && err == nil {
+		if _, perr := patch.write(ctx, r.Client, bs); perr != nil && err == nil {
 			err = perr
 		}
 		announceTransition(r.Recorder, bs, before, "Probe")

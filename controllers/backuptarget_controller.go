@@ -50,10 +50,10 @@ func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := readySnapshot(bt)
-	patch := client.MergeFrom(bt.DeepCopy())
+	patch := newStatusPatch(bt)
 	defer func() {
 		bt.Status.ObservedGeneration = bt.Generation
-		if perr := r.Status().Patch(ctx, bt, patch); perr != nil && err == nil {
+		if _, perr := patch.write(ctx, r.Client, bt); perr != nil && err == nil {
 			err = perr
 		}
 		announceTransition(r.Recorder, bt, before, "Check")
@@ -76,8 +76,9 @@ func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 // recordLastBackup puts the newest Succeeded Backup of the target in its status.
 func (r *BackupTargetReconciler) recordLastBackup(ctx context.Context, bt *backstopv1alpha1.BackupTarget) error {
+	// The cache's own objects, read only (see previousSuccess).
 	list := &backstopv1alpha1.BackupList{}
-	if err := r.List(ctx, list, client.InNamespace(bt.Namespace), client.MatchingFields{indexTargetName: bt.Name}); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(bt.Namespace), client.MatchingFields{indexTargetName: bt.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	for _, bk := range list.Items {

@@ -76,3 +76,27 @@ func secretValue(ctx context.Context, c client.Reader, ns string, sel backstopv1
 	}
 	return v, nil
 }
+
+// statusPatch writes the status a reconcile computed over the object it read,
+// and only when the reconcile changed something: a reconcile that finds
+// nothing new costs no API request.
+type statusPatch struct {
+	orig client.Object
+	opts []client.MergeFromOption
+}
+
+func newStatusPatch(obj client.Object, opts ...client.MergeFromOption) statusPatch {
+	return statusPatch{orig: obj.DeepCopyObject().(client.Object), opts: opts}
+}
+
+// write sends the patch; changed says whether there was anything to send.
+func (p statusPatch) write(ctx context.Context, c client.Client, obj client.Object) (changed bool, err error) {
+	data, err := client.MergeFrom(p.orig).Data(obj)
+	if err != nil {
+		return false, err
+	}
+	if string(data) == "{}" {
+		return false, nil
+	}
+	return true, c.Status().Patch(ctx, obj, client.MergeFromWithOptions(p.orig, p.opts...))
+}

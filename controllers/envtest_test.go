@@ -271,7 +271,7 @@ func startManager(t *testing.T, cfg *rest.Config, ns string, wrap func(client.Cl
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// Only the test's namespace: the control plane is shared.
-		Cache:      cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}},
+		Cache:      namespacedCache(ns),
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
@@ -332,4 +332,12 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// namespacedCache is the operator's cache, limited to the test's namespace:
+// the control plane is shared.
+func namespacedCache(ns string) cache.Options {
+	opts := CacheOptions()
+	opts.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	return opts
 }

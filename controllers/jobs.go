@@ -11,6 +11,8 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -18,6 +20,24 @@ import (
 	"github.com/backstop-io/backstop/internal/manifest"
 	"github.com/backstop-io/backstop/internal/store"
 )
+
+// createJob creates an agent Job for owner. A Job of that name that exists
+// already is the owner's from an earlier try, or someone else's; the cache
+// holds only Backstop's Jobs, so which one is read from the API server.
+func createJob(ctx context.Context, c client.Client, reader client.Reader, owner client.Object, kind string, job *batchv1.Job) error {
+	err := c.Create(ctx, job)
+	if !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	cur := &batchv1.Job{}
+	if err := reader.Get(ctx, client.ObjectKeyFromObject(job), cur); err != nil {
+		return err
+	}
+	if !metav1.IsControlledBy(cur, owner) {
+		return userErrorf(backstopv1alpha1.ReasonInvalidSpec, "a Job named %s exists and does not belong to this %s", job.Name, kind)
+	}
+	return nil
+}
 
 // jobFinished says whether a Job is over; failedReason is set when it failed.
 func jobFinished(job *batchv1.Job) (done bool, failedReason, failedMsg string) {

@@ -97,10 +97,10 @@ func (r *RestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, nil
 	}
 	before := readySnapshot(rs)
-	patch := client.MergeFrom(rs.DeepCopy())
+	patch := newStatusPatch(rs)
 	defer func() {
 		rs.Status.ObservedGeneration = rs.Generation
-		if perr := r.Status().Patch(ctx, rs, patch); perr != nil && err == nil {
+		if _, perr := patch.write(ctx, r.Client, rs); perr != nil && err == nil {
 			err = perr
 		}
 		announceTransition(r.Recorder, rs, before, "Restore")
@@ -225,7 +225,7 @@ func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Res
 		if err := ctrl.SetControllerReference(rs, job, r.Scheme()); err != nil {
 			return false, err
 		}
-		if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := createJob(ctx, r.Client, r.APIReader, rs, "Restore", job); err != nil {
 			return false, err
 		}
 		rs.Status.JobName = name

@@ -148,6 +148,7 @@ func (e *env) startOperator(t *testing.T) {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
+		Cache:                  controllers.CacheOptions(),
 		// The operator is restarted within one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
