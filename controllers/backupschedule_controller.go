@@ -27,9 +27,9 @@ import (
 
 // Event reasons of a schedule that are not condition reasons.
 const (
-	ReasonBackupCreated    = "BackupCreated"
-	ReasonMissedSchedule   = "MissedSchedule"
-	ReasonSkippedConcurent = "SkippedConcurrent"
+	ReasonBackupCreated     = "BackupCreated"
+	ReasonMissedSchedule    = "MissedSchedule"
+	ReasonSkippedConcurrent = "SkippedConcurrent"
 	// ReasonSkippedSuspended: a due time passed while the schedule was
 	// suspended; it is skipped, never run on resume.
 	ReasonSkippedSuspended = "SkippedSuspended"
@@ -143,11 +143,11 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// write from a stale read would put back what the schedule was (its
 	// conditions, a suspension since lifted) over what it is. On a conflict
 	// the reconcile runs again, on a newer read.
-	patch := client.MergeFromWithOptions(bs.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	patch := newStatusPatch(bs, client.MergeFromWithOptimisticLock{})
 	var pending []scheduleEvent
 	defer func() {
 		bs.Status.ObservedGeneration = bs.Generation
-		if perr := r.Status().Patch(ctx, bs, patch); perr != nil {
+		if _, perr := patch.write(ctx, r.Client, bs); perr != nil {
 			if apierrors.IsConflict(perr) && err == nil {
 				log.V(1).Info("The schedule changed since it was read; reconciling again")
 				result, err = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
@@ -279,6 +279,9 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		handled()
 		return nil
 	}
+	if note := missedBefore(bs, due); note != "" {
+		*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonMissedSchedule, note})
+	}
 	if due.TooLate {
 		bs.Status.LastScheduleTime = &scheduled
 		*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonMissedSchedule,
@@ -333,7 +336,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		default: // Forbid
 			if len(running) > 0 {
 				bs.Status.LastScheduleTime = &scheduled
-				*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonSkippedConcurent,
+				*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonSkippedConcurrent,
 					fmt.Sprintf("skipped the backup due at %s: Backup %s (due at %s) is still running",
 						due.Missed.Format(time.RFC3339), running[0].Name, backupTime(running[0]).Format(time.RFC3339))})
 				return nil
@@ -366,6 +369,25 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 	}
 	handled()
 	return nil
+}
+
+// missedBefore says which due times older than due.Missed will never run
+// (the operator was down, or fell behind, across more than one), or "":
+// every due time is either run or recorded as skipped.
+func missedBefore(bs *backstopv1alpha1.BackupSchedule, due schedule.Due) string {
+	older := due.Skipped
+	if due.TooLate {
+		older-- // Missed itself, reported on its own
+	}
+	if older <= 0 {
+		return ""
+	}
+	after := "the schedule was created at " + bs.CreationTimestamp.UTC().Format(time.RFC3339)
+	if last := bs.Status.LastScheduleTime; last != nil {
+		after = last.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("missed %d backups due after %s and before %s: the operator was not running or fell behind, and only the newest due time runs",
+		older, after, due.Missed.UTC().Format(time.RFC3339))
 }
 
 // backupExists asks the API server whether a Backup exists.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,16 @@ func TestBackupScheduleReconciler_AfterDowntime(t *testing.T) {
 				}
 			} else if len(names) != 0 {
 				t.Fatalf("backups = %v, want none past the deadline", names)
+			}
+			// The four older due times are recorded as missed, not dropped
+			// silently.
+			want := "Warning MissedSchedule missed 4 backups due after 2026-03-01T01:00:00Z and before 2026-03-01T06:00:00Z"
+			var got []string
+			for len(r.Recorder.(*events.FakeRecorder).Events) > 0 {
+				got = append(got, <-r.Recorder.(*events.FakeRecorder).Events)
+			}
+			if !slices.ContainsFunc(got, func(e string) bool { return strings.HasPrefix(e, want) }) {
+				t.Errorf("events %q, want one starting %q", got, want)
 			}
 		})
 	}

@@ -241,7 +241,7 @@ func TestBackupScheduleReconciler_StaleReadKeepsOwnBackup(t *testing.T) {
 				if evs := g.events.withReason(ReasonReplaced); len(evs) != 0 {
 					t.Errorf("Replaced events with nothing earlier to replace: %+v", evs)
 				}
-				if evs := g.events.withReason(ReasonSkippedConcurent); len(evs) != 0 {
+				if evs := g.events.withReason(ReasonSkippedConcurrent); len(evs) != 0 {
 					t.Errorf("SkippedConcurrent for a due time that has its Backup: %+v", evs)
 				}
 				if evs := g.events.withReason(ReasonBackupCreated); len(evs) != 1 || !strings.Contains(evs[0].Note, own) {
@@ -332,7 +332,7 @@ func TestBackupScheduleReconciler_ForbidSkipHoldsAgainstStaleReads(t *testing.T)
 	if g.backup(own) != nil {
 		t.Fatalf("Forbid created %s beside the running %s", own, old.Name)
 	}
-	evs := g.events.withReason(ReasonSkippedConcurent)
+	evs := g.events.withReason(ReasonSkippedConcurrent)
 	if len(evs) != 1 || !strings.Contains(evs[0].Note, old.Name) || !strings.Contains(evs[0].Note, due.Format(time.RFC3339)) {
 		t.Fatalf("SkippedConcurrent events %+v, want one naming %s and %s", evs, old.Name, due.Format(time.RFC3339))
 	}
@@ -348,7 +348,7 @@ func TestBackupScheduleReconciler_ForbidSkipHoldsAgainstStaleReads(t *testing.T)
 	if g.backup(own) != nil {
 		t.Errorf("the skipped due time %s got a Backup after all", due)
 	}
-	if evs := g.events.withReason(ReasonSkippedConcurent, ReasonBackupCreated); len(evs) != 1 {
+	if evs := g.events.withReason(ReasonSkippedConcurrent, ReasonBackupCreated); len(evs) != 1 {
 		t.Errorf("events about the due time: %+v, want the one skip", evs)
 	}
 	if bs := g.schedule(); !bs.Status.LastScheduleTime.Time.Equal(due) {
@@ -491,7 +491,7 @@ func TestBackupScheduleReconciler_OwnBackupNotYetInCache(t *testing.T) {
 			g.mustReconcile()
 			g.stale.serveFresh()
 
-			if evs := g.events.withReason(ReasonSkippedConcurent); len(evs) != 0 {
+			if evs := g.events.withReason(ReasonSkippedConcurrent); len(evs) != 0 {
 				t.Errorf("SkippedConcurrent for a due time that has its Backup: %+v", evs)
 			}
 			if bk := g.backup(own.Name); bk == nil || !bk.DeletionTimestamp.IsZero() {

@@ -271,7 +271,7 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 		skipped := map[string][]string{}
 		replaced := map[string][]recordedEvent{}
 		pruned := map[string]int{}
-		for _, ev := range evs.withReason(ReasonBackupCreated, ReasonSkippedConcurent, ReasonSkippedSuspended, ReasonMissedSchedule, ReasonReplaced, ReasonPruned) {
+		for _, ev := range evs.withReason(ReasonBackupCreated, ReasonSkippedConcurrent, ReasonSkippedSuspended, ReasonMissedSchedule, ReasonReplaced, ReasonPruned) {
 			if ev.Regarding != name {
 				continue
 			}
@@ -345,7 +345,7 @@ func TestRace_SchedulesUnderStaleReads(t *testing.T) {
 				t.Errorf("%s: Backup %s deleted with %d Pruned and %d Replaced events", name, bkName, pruned[bkName], len(replaced[bkName]))
 			}
 		}
-		for _, ev := range evs.withReason(ReasonSkippedConcurent) {
+		for _, ev := range evs.withReason(ReasonSkippedConcurrent) {
 			m := dueAtRE.FindStringSubmatch(ev.Note)
 			if ev.Regarding == name && m != nil && len(noteMentions([]recordedEvent{ev}, schedule.BackupName(name, mustParse(t, m[1])))) > 0 {
 				t.Errorf("%s: a skip names the due time's own Backup: %q", name, ev.Note)
