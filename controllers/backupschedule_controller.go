@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,9 +46,11 @@ const (
 //
 // Reads from the cache may be stale: a reconcile can see the schedule as it
 // was before the last reconcile wrote its status. Whether a due time is
-// handled is therefore decided from a fresh read of the schedule and from
+// handled is therefore decided from a current read of the schedule and from
 // the Backups themselves, whose names are deterministic: a Backup that
-// exists for a due time means that due time is handled.
+// exists for a due time means that due time is handled. The cached schedule
+// is current when it is the very version this process last wrote; else it
+// is read from the API server.
 type BackupScheduleReconciler struct {
 	client.Client
 	// APIReader reads from the API server, past the cache. Nil means Client.
@@ -57,6 +61,10 @@ type BackupScheduleReconciler struct {
 	Clock       clock.PassiveClock
 	// Resync bounds a requeue, so that a wall-clock jump is noticed.
 	Resync time.Duration
+
+	// written maps a schedule's UID to the resourceVersion of this
+	// process's last status write to it.
+	written sync.Map
 }
 
 const defaultScheduleResync = 5 * time.Minute
@@ -107,6 +115,7 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !bs.DeletionTimestamp.IsZero() {
+		r.written.Delete(bs.UID)
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
@@ -116,14 +125,16 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, err
 	}
 
-	// A due time is decided on a fresh read: the cached schedule may not
+	// A due time is decided on a current read: the cached schedule may not
 	// hold yet the lastScheduleTime the previous reconcile wrote, and would
 	// show the same due time as due again. When the due time's Backup is
-	// already in the cache, it is handled, and no read is needed.
+	// already in the cache, it is handled, and no read is needed; nor when
+	// the cache holds what this process last wrote.
 	decides := false
 	if perr == nil {
 		if due := dueAt(sched, bs, now); !due.Missed.IsZero() && findBackup(all, schedule.BackupName(bs.Name, due.Missed)) == nil {
-			decides = true
+			last, ok := r.written.Load(bs.UID)
+			decides = !ok || last.(string) != bs.ResourceVersion
 		}
 	}
 	if decides {
@@ -147,7 +158,11 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	var pending []scheduleEvent
 	defer func() {
 		bs.Status.ObservedGeneration = bs.Generation
-		if _, perr := patch.write(ctx, r.Client, bs); perr != nil {
+		changed, perr := patch.write(ctx, r.Client, bs)
+		if perr == nil && changed {
+			r.written.Store(bs.UID, bs.ResourceVersion)
+		}
+		if perr != nil {
 			if apierrors.IsConflict(perr) && err == nil {
 				log.V(1).Info("The schedule changed since it was read; reconciling again")
 				result, err = ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
@@ -368,6 +383,12 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		r.Recorder.Eventf(bs, bk, corev1.EventTypeNormal, ReasonBackupCreated, "Schedule", "created Backup %s for %s", name, due.Missed.Format(time.RFC3339))
 	}
 	handled()
+	// Active now, as the next reconcile will find it: that one then has
+	// nothing to write.
+	if !slices.Contains(bs.Status.Active, name) {
+		bs.Status.Active = append(bs.Status.Active, name)
+		sort.Strings(bs.Status.Active)
+	}
 	return nil
 }
 

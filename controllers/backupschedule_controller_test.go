@@ -233,3 +233,65 @@ func conditionOf(obj interface{ GetConditions() []metav1.Condition }, t string) 
 	}
 	return nil
 }
+
+// countingReader counts reads past the cache.
+type countingReader struct {
+	client.Reader
+	gets int
+}
+
+func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	c.gets++
+	return c.Reader.Get(ctx, key, obj, opts...)
+}
+
+// A due time is decided on a current read of the schedule: from the API
+// server, unless the cache holds the very version this process last wrote.
+func TestBackupScheduleReconciler_ReadsPastTheCacheOnlyWhenNeeded(t *testing.T) {
+	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	r, clk := newScheduleReconciler(t, created.Add(time.Hour+time.Second), testSchedule(created, "0 * * * *"))
+	api := &countingReader{Reader: r.Client}
+	r.APIReader = api
+	reconcileSchedule(t, r)
+	if api.gets != 1 {
+		t.Fatalf("first due time: %d reads past the cache, want 1 (nothing written yet)", api.gets)
+	}
+	// The Backups finish between due times: nothing is in the way of the next.
+	finishAll := func() {
+		list := &backstopv1alpha1.BackupList{}
+		if err := r.List(context.Background(), list); err != nil {
+			t.Fatal(err)
+		}
+		for i := range list.Items {
+			list.Items[i].Status.Phase = backstopv1alpha1.BackupSucceeded
+			if err := r.Status().Update(context.Background(), &list.Items[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	finishAll()
+	clk.SetTime(created.Add(2*time.Hour + time.Second))
+	reconcileSchedule(t, r)
+	if api.gets != 1 {
+		t.Errorf("second due time: %d reads past the cache in all, want still 1 (the cache holds this process's own write)", api.gets)
+	}
+	if n := backupNames(t, r); len(n) != 2 {
+		t.Errorf("backups = %v, want one per due time", n)
+	}
+
+	// Someone else changed the schedule since: read it again.
+	finishAll()
+	sched := &backstopv1alpha1.BackupSchedule{}
+	if err := r.Get(context.Background(), client.ObjectKey{Namespace: "shop", Name: "nightly"}, sched); err != nil {
+		t.Fatal(err)
+	}
+	sched.Annotations = map[string]string{"touched": "yes"}
+	if err := r.Update(context.Background(), sched); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(created.Add(3*time.Hour + time.Second))
+	reconcileSchedule(t, r)
+	if api.gets != 2 {
+		t.Errorf("after another writer: %d reads past the cache in all, want 2", api.gets)
+	}
+}
