@@ -27,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -387,7 +388,7 @@ func (tr *tracker) job(job *batchv1.Job) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	name := job.Labels[backupLabel]
-	if _, ok := tr.jobs[name]; !ok && name != "" {
+	if _, ok := tr.jobs[name]; !ok && name != "" && job.Labels[componentLabel] == "backup-agent" {
 		tr.jobs[name] = now
 	}
 }
@@ -418,9 +419,15 @@ func (tr *tracker) snapshot() trackSnapshot {
 
 // startWatches runs informers in the test process: Backups and agent Jobs
 // for the clock, agent pods for the completer.
-func startWatches(ctx context.Context, t *testing.T, cfg *rest.Config, scheme *k8sruntime.Scheme, tr *tracker, comp *completer) {
+func startWatches(ctx context.Context, t *testing.T, cfg *rest.Config, scheme *k8sruntime.Scheme, tr *tracker, comp *completer) crcache.Cache {
 	t.Helper()
-	agents := labels.SelectorFromSet(labels.Set{componentLabel: "backup-agent"})
+	// Backup agents, and the agents that delete a volume store's artifacts
+	// (the soak's retention and Replace delete Backups).
+	req, err := labels.NewRequirement(componentLabel, selection.In, []string{"backup-agent", "delete-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents := labels.NewSelector().Add(*req)
 	cache, err := crcache.New(cfg, crcache.Options{
 		Scheme:            scheme,
 		DefaultNamespaces: map[string]crcache.Config{benchNamespace: {}},
@@ -471,6 +478,7 @@ func startWatches(ctx context.Context, t *testing.T, cfg *rest.Config, scheme *k
 	if !cache.WaitForCacheSync(ctx) {
 		t.Fatal("the test's informers did not sync")
 	}
+	return cache
 }
 
 // operator is `backstop manager` running as its own process.
