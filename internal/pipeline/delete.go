@@ -30,8 +30,8 @@ func DeleteArtifact(ctx context.Context, st store.Store, artifactPath string) er
 	}
 	if dc, ok := st.(store.DebrisClearer); ok {
 		// What runs killed mid-upload left under the path. Best effort:
-		// the store's probe reports what remains, and Azure discards
-		// uncommitted blocks within a week.
+		// the store's probe reports what remains; a lifecycle rule (S3)
+		// or Azure's expiry of uncommitted blocks clears it later.
 		_ = dc.ClearDebris(ctx, path.Clean(artifactPath)+"/")
 	}
 	return nil

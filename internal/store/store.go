@@ -55,9 +55,10 @@ type DebrisCounter interface {
 }
 
 // DebrisClearer is a store whose interrupted uploads leave debris that
-// List does not show and Delete of the listed objects does not reach
-// (Azure's blobs that hold only uncommitted blocks). ClearDebris removes
-// that debris under prefix, never an object List shows.
+// List does not show and Delete of the listed objects does not reach: a
+// temporary file, an incomplete multipart upload, Azure's blob of
+// uncommitted blocks, of a key where no object was ever completed.
+// ClearDebris removes that debris under prefix, never an object List shows.
 type DebrisClearer interface {
 	ClearDebris(ctx context.Context, prefix string) error
 }
