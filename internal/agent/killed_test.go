@@ -67,7 +67,7 @@ func killMidUpload(t *testing.T, bin string, env []string, args []string, debris
 // A backup killed with SIGKILL mid-upload leaves a temporary file (a
 // directory store) or an incomplete multipart upload (S3); the next run of
 // the same backup clears it, so the store holds the new artifact and
-// nothing else.
+// nothing else. Deleting a backup whose only run was killed clears it too.
 func TestAgent_RetryAfterKilledRunLeavesNoDebris(t *testing.T) {
 	bin := buildAgent(t)
 	f := newFixture(t)
@@ -120,6 +120,28 @@ func TestAgent_RetryAfterKilledRunLeavesNoDebris(t *testing.T) {
 		if got := files(); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Fatalf("after the retry the store holds %v, want %v", got, want)
 		}
+
+		// A backup whose only run was killed, then deleted.
+		args2 := append(append([]string{}, backup...), "--store-type", "filesystem", "--fs-root", root, "--artifact-path", "ns/files/b2")
+		killMidUpload(t, bin, env, args2, func() bool {
+			for _, p := range files() {
+				if strings.HasPrefix(p, "ns/files/b2/.backstop-tmp-") {
+					return true
+				}
+			}
+			return false
+		})
+		del := exec.Command(bin, "delete", "--store-type", "filesystem", "--fs-root", root, "--artifact-path", "ns/files/b2", "--termination-log", "")
+		del.Env = env
+		if out, err := del.CombinedOutput(); err != nil {
+			t.Fatalf("delete: %v\n%s", err, out)
+		}
+		if got := files(); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("after the delete the store holds %v, want %v", got, want)
+		}
+		if _, err := os.Stat(filepath.Join(root, "ns", "files", "b2")); err == nil {
+			t.Fatal("after the delete the artifact's directory is still there")
+		}
 	})
 
 	t.Run("S3 store", func(t *testing.T) {
@@ -141,6 +163,23 @@ func TestAgent_RetryAfterKilledRunLeavesNoDebris(t *testing.T) {
 		want := []string{dataKey, "cluster-a/ns/files/b1/manifest.json"}
 		if got := f.srv.Keys(t, "cluster-a/"); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Fatalf("after the retry the bucket holds %v, want %v", got, want)
+		}
+
+		// A backup whose only run was killed, then deleted.
+		args2 := append(append([]string{}, backup...), f.storeArgs("ns/files/b2")...)
+		args2 = append(args2, "--s3-part-size-mib", "5")
+		data2 := "cluster-a/ns/files/b2/data.tar.zst.age"
+		killMidUpload(t, bin, env, args2, func() bool { return f.srv.IncompleteUploads(t, data2) > 0 })
+		del := exec.Command(bin, append([]string{"delete", "--termination-log", ""}, f.storeArgs("ns/files/b2")...)...)
+		del.Env = env
+		if out, err := del.CombinedOutput(); err != nil {
+			t.Fatalf("delete: %v\n%s", err, out)
+		}
+		if n := f.srv.IncompleteUploads(t, "cluster-a/"); n != 0 {
+			t.Fatalf("after the delete %d incomplete uploads are left", n)
+		}
+		if got := f.srv.Keys(t, "cluster-a/"); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("after the delete the bucket holds %v, want %v", got, want)
 		}
 	})
 }
