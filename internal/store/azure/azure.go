@@ -336,6 +336,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		return s.classify("put", key, rerr)
 	}
 
+	// Blocks are staged with the caller's context: when this upload fails
+	// (the reader's error, a block refused), cancel stops reading while the
+	// blocks in flight finish, so that all are in before they are cleared;
+	// a request cut off on the wire may still land after the clearing.
+	// When the caller cancels, that can happen: the next run clears them.
+	stageCtx := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var idPrefix [16]byte
@@ -392,7 +398,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 			wg.Add(1)
 			go func(b []byte) {
 				defer wg.Done()
-				_, err := bb.StageBlock(ctx, id, streaming.NopCloser(bytes.NewReader(b)), nil)
+				_, err := bb.StageBlock(stageCtx, id, streaming.NopCloser(bytes.NewReader(b)), nil)
 				if err != nil {
 					mu.Lock()
 					if stageErr == nil {
