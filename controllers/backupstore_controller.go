@@ -120,7 +120,7 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		} else {
 			bs.Status.Debris = &backstopv1alpha1.StoreDebris{Objects: d.Objects, Bytes: d.Bytes, CheckedAt: now}
 			if d.Objects > 0 {
-				msg += "; " + describeDebris(d)
+				msg += "; " + describeDebris(bs.Spec.Azure != nil, d)
 			}
 		}
 	}
@@ -128,15 +128,24 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
-// describeDebris says what interrupted uploads left, and what clears it.
-func describeDebris(d store.Debris) string {
-	uploads := "uploads under the prefix hold"
-	if d.Objects == 1 {
-		uploads = "upload under the prefix holds"
-	}
+// describeDebris says what interrupted uploads left, and what clears it:
+// incomplete multipart uploads on S3, blobs of uncommitted blocks on Azure.
+func describeDebris(azure bool, d store.Debris) string {
 	size := fmt.Sprintf("%d bytes", d.Bytes)
 	if d.Partial {
 		size = "at least " + size
+	}
+	if azure {
+		blobs := "blobs under the prefix that were never committed hold"
+		if d.Objects == 1 {
+			blobs = "blob under the prefix that was never committed holds"
+		}
+		return fmt.Sprintf("%d %s %s of uncommitted blocks (left by interrupted backups, or a backup running now); "+
+			"a retry or the deletion of their Backup clears them, else Azure discards them a week after they were staged", d.Objects, blobs, size)
+	}
+	uploads := "uploads under the prefix hold"
+	if d.Objects == 1 {
+		uploads = "upload under the prefix holds"
 	}
 	return fmt.Sprintf("%d incomplete multipart %s %s (left by interrupted backups, or a backup running now); "+
 		"a bucket lifecycle rule that aborts incomplete multipart uploads clears them", d.Objects, uploads, size)

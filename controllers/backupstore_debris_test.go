@@ -3,11 +3,13 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	miniogo "github.com/minio/minio-go/v7"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +19,7 @@ import (
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/internal/store"
+	"github.com/backstop-io/backstop/internal/testutil/azurite"
 	"github.com/backstop-io/backstop/internal/testutil/minio"
 )
 
@@ -124,17 +127,115 @@ func TestBackupStoreReconciler_ReportsDebris(t *testing.T) {
 	}
 }
 
+// TestBackupStoreReconciler_ReportsAzureDebris probes an Azure store on a
+// real Azurite through the real API server: a blob of uncommitted blocks
+// under the store's prefix, as a killed backup Job leaves, shows in
+// status.debris and in the Ready message; blobs outside the prefix and
+// committed blobs do not count; once it is cleared the store reports zero.
+func TestBackupStoreReconciler_ReportsAzureDebris(t *testing.T) {
+	srv := azurite.Start(t)
+	cl := realCluster(t)
+	ns := testNamespace(t, cl.Client)
+	ctx := context.Background()
+
+	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "az", Namespace: ns},
+		Data: map[string][]byte{azureAccountKeyKey: []byte(srv.Key)}}
+	bs := &backstopv1alpha1.BackupStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "azurite", Namespace: ns},
+		Spec: backstopv1alpha1.BackupStoreSpec{
+			Azure: &backstopv1alpha1.AzureStore{StorageAccount: srv.Account, Container: srv.Container, Prefix: "team-a",
+				Endpoint: srv.Endpoint, CredentialsSecretRef: &backstopv1alpha1.LocalObjectReference{Name: "az"}},
+			Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}},
+		},
+	}
+	for _, o := range []client.Object{creds, bs} {
+		if err := cl.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := clocktesting.NewFakeClock(time.Now().Truncate(time.Second))
+	r := &BackupStoreReconciler{Client: cl.Client, Clock: clk}
+	probe := func() (*backstopv1alpha1.BackupStore, string) {
+		t.Helper()
+		clk.Step(time.Minute)
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bs)}); err != nil {
+			t.Fatal(err)
+		}
+		got := &backstopv1alpha1.BackupStore{}
+		if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(bs), got); err != nil {
+			t.Fatal(err)
+		}
+		ready := readyOf(got)
+		if ready == nil || ready.Status != metav1.ConditionTrue {
+			t.Fatalf("Ready = %+v, want True: debris is not an error", ready)
+		}
+		if strings.Contains(ready.Message, srv.Key) {
+			t.Fatalf("the message quotes the account key: %s", ready.Message)
+		}
+		d := got.Status.Debris
+		if d == nil {
+			t.Fatal("status.debris is unset")
+		}
+		if !d.CheckedAt.Time.Equal(clk.Now()) {
+			t.Errorf("status.debris.checkedAt = %v, want the probe's time %v", d.CheckedAt.Time, clk.Now())
+		}
+		return got, ready.Message
+	}
+	stage := func(name string, size int) {
+		t.Helper()
+		id := base64.StdEncoding.EncodeToString([]byte("block-0"))
+		if _, err := srv.Client.NewBlockBlobClient(name).StageBlock(ctx, id, streaming.NopCloser(bytes.NewReader(make([]byte, size))), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got, msg := probe()
+	if d := got.Status.Debris; d.Objects != 0 || d.Bytes != 0 || strings.Contains(msg, "uncommitted") {
+		t.Fatalf("a clean store: debris %+v, message %q", d, msg)
+	}
+
+	const size = 123457
+	key := "team-a/shop/db/20261203T000000Z/data.sql.zst.age"
+	stage(key, size)
+	stage("team-b/shop/db/20261203T000000Z/data.sql.zst.age", 1000)
+	stage("team-ab/x", 1000)
+	if _, err := srv.Client.NewBlockBlobClient("team-a/shop/db/20261202T000000Z/manifest.json").UploadBuffer(ctx, []byte("{}"), nil); err != nil {
+		t.Fatal(err)
+	}
+	got, msg = probe()
+	if d := got.Status.Debris; d.Objects != 1 || d.Bytes != size {
+		t.Errorf("status.debris = %d objects, %d bytes; want 1, %d", d.Objects, d.Bytes, size)
+	}
+	want := fmt.Sprintf("1 blob under the prefix that was never committed holds %d bytes of uncommitted blocks", size)
+	if !strings.Contains(msg, want) || !strings.Contains(msg, "a week") {
+		t.Errorf("Ready message %q, want it to say %q and when Azure discards them", msg, want)
+	}
+
+	// Once a block list is committed there (as a retry commits its upload),
+	// the blob is no debris.
+	if _, err := srv.Client.NewBlockBlobClient(key).CommitBlockList(ctx, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, msg = probe()
+	if d := got.Status.Debris; d.Objects != 0 || d.Bytes != 0 || strings.Contains(msg, "uncommitted") {
+		t.Fatalf("after the commit: debris %+v, message %q", d, msg)
+	}
+}
+
 func TestBackupStoreReconciler_DebrisMessage(t *testing.T) {
 	for _, tc := range []struct {
-		d    store.Debris
-		want string
+		azure bool
+		d     store.Debris
+		want  string
 	}{
-		{store.Debris{Objects: 1, Bytes: 5}, "1 incomplete multipart upload under the prefix holds 5 bytes"},
-		{store.Debris{Objects: 3, Bytes: 0}, "3 incomplete multipart uploads under the prefix hold 0 bytes"},
-		{store.Debris{Objects: 250, Bytes: 1 << 30, Partial: true}, "250 incomplete multipart uploads under the prefix hold at least 1073741824 bytes"},
+		{false, store.Debris{Objects: 1, Bytes: 5}, "1 incomplete multipart upload under the prefix holds 5 bytes"},
+		{false, store.Debris{Objects: 3, Bytes: 0}, "3 incomplete multipart uploads under the prefix hold 0 bytes"},
+		{false, store.Debris{Objects: 250, Bytes: 1 << 30, Partial: true}, "250 incomplete multipart uploads under the prefix hold at least 1073741824 bytes"},
+		{true, store.Debris{Objects: 1, Bytes: 5}, "1 blob under the prefix that was never committed holds 5 bytes of uncommitted blocks"},
+		{true, store.Debris{Objects: 250, Bytes: 1 << 30, Partial: true}, "250 blobs under the prefix that were never committed hold at least 1073741824 bytes of uncommitted blocks"},
 	} {
-		if got := describeDebris(tc.d); !strings.HasPrefix(got, tc.want) {
-			t.Errorf("describeDebris(%+v) = %q, want it to start %q", tc.d, got, tc.want)
+		if got := describeDebris(tc.azure, tc.d); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("describeDebris(%v, %+v) = %q, want it to start %q", tc.azure, tc.d, got, tc.want)
 		}
 	}
 }

@@ -257,25 +257,29 @@ type BackupStoreStatus struct {
 
 	// debris is what interrupted uploads left in the store under its prefix,
 	// as the operator's probe finds it. On s3: incomplete multipart uploads,
-	// whose parts are billed until aborted; the upload of a backup running
-	// at that moment counts too. Unset for volume stores (the operator does
-	// not mount the claim, so it cannot see a Job's leftover
-	// `.backstop-tmp-*` files), for gcs and azure stores (their APIs do not
-	// list interrupted uploads), and when the listing failed (e.g. the
-	// credentials may not list multipart uploads).
+	// whose parts are billed until aborted. On azure: blobs that were never
+	// committed and hold uncommitted blocks, which Azure discards a week
+	// after they were staged (blocks staged on a committed blob are not
+	// listed, so not counted). The upload of a backup running at that moment
+	// counts too. Unset for volume stores (the operator does not mount the
+	// claim, so it cannot see a Job's leftover `.backstop-tmp-*` files), for
+	// gcs stores (the API does not list interrupted uploads), and when the
+	// listing failed (e.g. the credentials may not list multipart uploads).
 	// +optional
 	Debris *StoreDebris `json:"debris,omitempty"`
 }
 
 // StoreDebris counts leftovers of interrupted uploads in a store.
 type StoreDebris struct {
-	// objects is how many leftovers were found: incomplete multipart uploads on s3.
+	// objects is how many leftovers were found: incomplete multipart uploads
+	// on s3, blobs of uncommitted blocks on azure.
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	Objects int64 `json:"objects"`
 
-	// bytes is the size of what they hold (the parts uploaded so far). With
-	// more than 100 uploads, only the first 100 are sized: a lower bound.
+	// bytes is the size of what they hold (the parts or blocks uploaded so
+	// far). With more than 100 leftovers, only the first 100 are sized: a
+	// lower bound.
 	// +required
 	// +kubebuilder:validation:Minimum=0
 	Bytes int64 `json:"bytes"`

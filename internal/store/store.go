@@ -49,10 +49,18 @@ type Debris struct {
 }
 
 // DebrisCounter is a store that can find debris under its prefix. Backends
-// whose API lists nothing cheaply (a GCS resumable upload, Azure's
-// uncommitted blocks of one blob at a time) do not implement it.
+// whose API lists nothing of it (a GCS resumable upload) do not implement it.
 type DebrisCounter interface {
 	Debris(ctx context.Context) (Debris, error)
+}
+
+// DebrisClearer is a store whose interrupted uploads leave debris that
+// List does not show and Delete of the listed objects does not reach: a
+// temporary file, an incomplete multipart upload, Azure's blob of
+// uncommitted blocks, of a key where no object was ever completed.
+// ClearDebris removes that debris under prefix, never an object List shows.
+type DebrisClearer interface {
+	ClearDebris(ctx context.Context, prefix string) error
 }
 
 // TooLarge is the error of an upload that would need more pieces (S3

@@ -2,8 +2,10 @@
 // official SDK. Uploads stream as block blobs: blocks of a bounded size are
 // staged (a bounded number at a time) and the blob exists only once its
 // block list is committed, after the last block. A failed upload commits
-// nothing, so no blob appears at the key; the staged blocks stay invisible
-// and Azure discards them after a week.
+// nothing, so no blob appears at the key, and it discards the blocks it
+// staged. A run killed outright cannot: its blocks stay, uncommitted, until
+// the next upload to the same key or the deletion of the artifact clears
+// them, or Azure discards them a week after they were staged.
 package azure
 
 import (
@@ -20,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +30,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
@@ -310,6 +314,17 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	firstSize := int64(s.blockSize)
 	if n, ok := store.KnownLength(r); ok && n < firstSize {
 		firstSize = n + 1 // a small object (a manifest): no full block buffer
+	} else if !ok {
+		// A run killed during its upload of this key (kill -9, a lost node)
+		// left uncommitted blocks; this run of the same key clears them.
+		// Best effort (credentials that may read no block list still get
+		// a backup), but a store out of reach fails the upload here.
+		if err := s.classify("put", key, s.clearUncommitted(ctx, k)); store.ReasonOf(err) == store.ReasonStoreUnreachable {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 	first := make([]byte, firstSize)
 	n, rerr := io.ReadFull(r, first)
@@ -321,6 +336,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		return s.classify("put", key, rerr)
 	}
 
+	// Blocks are staged with the caller's context: when this upload fails
+	// (the reader's error, a block refused), cancel stops reading while the
+	// blocks in flight finish, so that all are in before they are cleared;
+	// a request cut off on the wire may still land after the clearing.
+	// When the caller cancels, that can happen: the next run clears them.
+	stageCtx := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var idPrefix [16]byte
@@ -377,7 +398,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 			wg.Add(1)
 			go func(b []byte) {
 				defer wg.Done()
-				_, err := bb.StageBlock(ctx, id, streaming.NopCloser(bytes.NewReader(b)), nil)
+				_, err := bb.StageBlock(stageCtx, id, streaming.NopCloser(bytes.NewReader(b)), nil)
 				if err != nil {
 					mu.Lock()
 					if stageErr == nil {
@@ -394,16 +415,24 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 		}
 	}
 	wg.Wait()
-	if srcErr != nil {
-		return s.classify("put", key, srcErr)
+	err = srcErr
+	if err == nil {
+		err = stageErr
 	}
-	if stageErr != nil {
-		return s.classify("put", key, stageErr)
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if err == nil {
+		_, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: octetStream})
+		if err == nil {
+			return nil
+		}
 	}
-	_, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{HTTPHeaders: octetStream})
+	// Discard the blocks this upload staged, with a context that outlives
+	// a cancelled run.
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer dcancel()
+	_ = s.clearUncommitted(dctx, k, ids...)
 	return s.classify("put", key, err)
 }
 
@@ -467,23 +496,29 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	_, err = s.c.NewBlobClient(k).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: to.Ptr(blob.DeleteSnapshotsOptionTypeInclude)})
-	if err == nil {
-		return nil
+	if err != nil {
+		err = s.disambiguate(ctx, "delete", s.classify("delete", key, err))
+		if !store.IsNotFound(err) {
+			return err
+		}
 	}
-	err = s.disambiguate(ctx, "delete", s.classify("delete", key, err))
-	if store.IsNotFound(err) {
-		return nil
+	// Blocks that a killed upload staged at key and never committed, where
+	// no blob was committed. Best effort: Azure discards them within a week.
+	_ = s.clearUncommitted(ctx, k)
+	return nil
+}
+
+// listPrefix is the blob name prefix of the keys under prefix.
+func (s *Store) listPrefix(prefix string) string {
+	if s.prefix == "" {
+		return prefix
 	}
-	return err
+	return s.prefix + "/" + prefix
 }
 
 // List returns the objects under prefix, sorted by key.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.ObjectInfo, error) {
-	full := s.prefix
-	if full != "" {
-		full += "/"
-	}
-	full += prefix
+	full := s.listPrefix(prefix)
 	opts := &container.ListBlobsFlatOptions{}
 	if full != "" {
 		opts.Prefix = &full
@@ -521,3 +556,205 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.ObjectInfo, er
 
 // Probe writes, reads back and deletes a small object.
 func (s *Store) Probe(ctx context.Context) error { return store.RunProbe(ctx, s) }
+
+// hasCode tells whether err is an Azure error with one of codes.
+func hasCode(err error, codes ...string) bool {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, c := range codes {
+		if re.ErrorCode == c {
+			return true
+		}
+	}
+	return false
+}
+
+// clearUncommitted discards the blocks that uploads staged at the blob k
+// and never committed, where no blob is committed at k. Azure has no call
+// that drops uncommitted blocks, but committing a block list discards
+// every block it does not name: an empty list makes an empty blob, which is
+// then deleted. The commit is made only if no blob exists at k
+// (If-None-Match: *) and the deletion only of the blob that commit made
+// (If-Match: its ETag), so a committed blob is never changed, not even one
+// committed in between. Where a blob is committed, its uncommitted blocks
+// are left: the next commit at k (the upload that follows) or the blob's
+// deletion discards them, or Azure a week after they were staged. It must
+// not run while an upload of k stages blocks; uploads of one key do not run
+// at once (an artifact path belongs to one backup run), except when a node
+// is cut off with a run still going and the Job starts another: then the
+// later run's clearing makes the earlier one fail at its commit. With
+// mine, the block IDs a failed upload staged, it clears only if one of
+// them is still there, so that earlier run, failing, leaves alone the
+// blocks of the run that replaced it.
+func (s *Store) clearUncommitted(ctx context.Context, k string, mine ...string) error {
+	bb := s.c.NewBlockBlobClient(k)
+	bl, err := bb.GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil)
+	if err != nil {
+		if hasCode(err, "BlobNotFound") {
+			return nil
+		}
+		return err
+	}
+	if len(bl.UncommittedBlocks) == 0 {
+		return nil
+	}
+	if len(mine) > 0 {
+		ours := make(map[string]bool, len(mine))
+		for _, id := range mine {
+			ours[id] = true
+		}
+		if !slices.ContainsFunc(bl.UncommittedBlocks, func(b *blockblob.Block) bool { return b != nil && b.Name != nil && ours[*b.Name] }) {
+			return nil
+		}
+	}
+	made, err := bb.CommitBlockList(ctx, nil, &blockblob.CommitBlockListOptions{
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}},
+	})
+	if err != nil {
+		if hasCode(err, "BlobAlreadyExists", "ConditionNotMet") {
+			return nil // a committed blob: left as it is
+		}
+		return err
+	}
+	_, err = bb.Delete(ctx, &blob.DeleteOptions{
+		AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: made.ETag}},
+	})
+	if err != nil && !hasCode(err, "BlobNotFound", "ConditionNotMet") {
+		return err
+	}
+	return nil
+}
+
+// blobNames walks the names of a listing, page by page.
+type blobNames struct {
+	pager *runtime.Pager[container.ListBlobsFlatResponse]
+	items []*container.BlobItem
+}
+
+// names lists the blobs whose names start with full; with uncommitted, the
+// blobs that hold only uncommitted blocks too.
+func (s *Store) names(full string, uncommitted bool) *blobNames {
+	opts := &container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{UncommittedBlobs: uncommitted}}
+	if full != "" {
+		opts.Prefix = &full
+	}
+	return &blobNames{pager: s.c.NewListBlobsFlatPager(opts)}
+}
+
+// next returns the next name, or false after the last.
+func (w *blobNames) next(ctx context.Context) (string, bool, error) {
+	for {
+		for len(w.items) > 0 {
+			it := w.items[0]
+			w.items = w.items[1:]
+			if it != nil && it.Name != nil {
+				return *it.Name, true, nil
+			}
+		}
+		if !w.pager.More() {
+			return "", false, nil
+		}
+		page, err := w.pager.NextPage(ctx)
+		if err != nil {
+			return "", false, err
+		}
+		w.items = page.Segment.BlobItems
+	}
+}
+
+// eachUncommitted calls fn with the name of each blob under full that was
+// never committed and holds uncommitted blocks: the blobs a listing shows
+// only when asked for uncommitted blobs too. The two listings, both in name
+// order, are walked side by side, so memory does not grow with the
+// container. A name may be reported that was committed or cleared in
+// between: fn checks the blob itself.
+func (s *Store) eachUncommitted(ctx context.Context, full string, fn func(name string) error) error {
+	all, committed := s.names(full, true), s.names(full, false)
+	c, more, err := committed.next(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		name, ok, err := all.next(ctx)
+		if err != nil || !ok {
+			return err
+		}
+		for more && c < name {
+			if c, more, err = committed.next(ctx); err != nil {
+				return err
+			}
+		}
+		if more && c == name {
+			continue
+		}
+		if err := fn(name); err != nil {
+			return err
+		}
+	}
+}
+
+var (
+	_ store.DebrisCounter = (*Store)(nil)
+	_ store.DebrisClearer = (*Store)(nil)
+)
+
+// maxSizedBlobs bounds the blobs Debris reads the block list of, one
+// request each: a probe stays quick in a container full of debris.
+const maxSizedBlobs = 100
+
+// Debris counts the blobs under the store's prefix that hold uncommitted
+// blocks and were never committed (uploads that stopped before their
+// commit), and the bytes of those blocks: the first maxSizedBlobs of them
+// only, with Partial set, when there are more. Uncommitted blocks of a
+// committed blob are not counted: a listing does not show them.
+func (s *Store) Debris(ctx context.Context) (store.Debris, error) {
+	var d store.Debris
+	err := s.eachUncommitted(ctx, s.listPrefix(""), func(name string) error {
+		if d.Objects >= maxSizedBlobs {
+			d.Objects++
+			d.Partial = true
+			return nil
+		}
+		bl, err := s.c.NewBlockBlobClient(name).GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil)
+		if err != nil {
+			if hasCode(err, "BlobNotFound") {
+				return nil // committed or cleared since it was listed
+			}
+			return err
+		}
+		if len(bl.UncommittedBlocks) == 0 {
+			return nil
+		}
+		d.Objects++
+		for _, b := range bl.UncommittedBlocks {
+			if b != nil && b.Size != nil {
+				d.Bytes += *b.Size
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Debris{}, s.classify("list uncommitted blobs", "", err)
+	}
+	return d, nil
+}
+
+// ClearDebris discards the uncommitted blocks of every blob under prefix
+// that was never committed, as clearUncommitted does for one key. Where a
+// blob cannot be cleared it goes on with the others and returns the first
+// error.
+func (s *Store) ClearDebris(ctx context.Context, prefix string) error {
+	var first error
+	err := s.eachUncommitted(ctx, s.listPrefix(prefix), func(name string) error {
+		if err := s.clearUncommitted(ctx, name); err != nil && first == nil {
+			first = s.classify("clear uncommitted blocks", strings.TrimPrefix(name, s.listPrefix("")), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return s.classify("list uncommitted blobs", prefix, err)
+	}
+	return first
+}

@@ -166,15 +166,17 @@ func TestAzure_FailedPutLeavesNothing(t *testing.T) {
 			}
 			_, err = s.Stat(ctx, "ns/t/b2/data")
 			wantReason(t, "stat after failed put", err, store.ReasonNotFound)
-			if keys := srv.Keys(t, ""); len(keys) != 0 {
-				t.Fatalf("a failed put left %v", keys)
+			if keys := srv.KeysWithUncommitted(t, ""); len(keys) != 0 {
+				t.Fatalf("a failed put left %v (uncommitted blobs included)", keys)
 			}
 		})
 	}
-	// A failed put does not touch an existing blob at the key.
+	// A failed put does not touch an existing blob at the key, nor does
+	// its clearing of uncommitted blocks.
 	if err := s.Put(ctx, "ns/t/b4/data", strings.NewReader("old")); err != nil {
 		t.Fatal(err)
 	}
+	before := etag(t, srv, "cluster-a/ns/t/b4/data")
 	d := newData(30 << 20)
 	d.failAt, d.failErr = 17<<20, boom
 	if err := s.Put(ctx, "ns/t/b4/data", d); !errors.Is(err, boom) {
@@ -182,6 +184,9 @@ func TestAzure_FailedPutLeavesNothing(t *testing.T) {
 	}
 	if oi, err := s.Stat(ctx, "ns/t/b4/data"); err != nil || oi.Size != 3 {
 		t.Fatalf("the existing blob changed: %+v %v", oi, err)
+	}
+	if got := etag(t, srv, "cluster-a/ns/t/b4/data"); got != before || read(t, s, "ns/t/b4/data") != "old" {
+		t.Fatalf("the existing blob was rewritten (ETag %s, was %s)", got, before)
 	}
 }
 

@@ -248,6 +248,57 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.ObjectInfo, er
 	return out, nil
 }
 
+var _ store.DebrisClearer = (*Store)(nil)
+
+// ClearDebris removes the temporary files under prefix that writes killed
+// before their rename left, and the directories that leaves empty: Delete
+// reaches only the files List shows and the temporary files of their names.
+func (s *Store) ClearDebris(ctx context.Context, prefix string) error {
+	if err := s.checkRoot("clear", prefix); err != nil {
+		return err
+	}
+	base := s.root
+	if s.prefix != "" {
+		base = filepath.Join(s.root, filepath.FromSlash(s.prefix))
+	}
+	start := base
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = filepath.Join(base, filepath.FromSlash(prefix[:i]))
+	}
+	var dirs []string
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil
+		}
+		rel, err := filepath.Rel(base, p)
+		if err != nil || !strings.HasPrefix(filepath.ToSlash(rel), prefix) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		dirs = append(dirs, filepath.Dir(p))
+		return nil
+	})
+	for _, dir := range dirs {
+		for ; dir != s.root && strings.HasPrefix(dir, s.root+string(filepath.Separator)); dir = filepath.Dir(dir) {
+			if os.Remove(dir) != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return s.wrap("clear", prefix, err)
+	}
+	return nil
+}
+
 // Probe writes, reads back and deletes a small object.
 func (s *Store) Probe(ctx context.Context) error { return store.RunProbe(ctx, s) }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/backstop-io/backstop/internal/pipeline"
 	"github.com/backstop-io/backstop/internal/store"
 )
 
@@ -91,5 +92,52 @@ func TestStore_DeleteRemovesStaleTemporaryFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(other); err != nil {
 		t.Errorf("another object's temporary file was removed: %v", err)
+	}
+}
+
+// Deleting an artifact removes the temporary file a killed run left under
+// its path, though the run never renamed a file there, and the directory;
+// neighbouring paths keep their files and temporary files.
+func TestStore_DeleteArtifactRemovesKilledWrites(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := New(Config{Root: root, Prefix: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel string) {
+		t.Helper()
+		p := filepath.Join(root, "p", filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ns/files/b2/.backstop-tmp-data.tar.zst.age-123456")
+	keep := []string{
+		"ns/files/b1/data.tar.zst.age",
+		"ns/files/b1/manifest.json",
+		"ns/files/b20/.backstop-tmp-data.tar.zst.age-42",
+	}
+	for _, k := range keep {
+		write(k)
+	}
+	if err := pipeline.DeleteArtifact(ctx, s, "ns/files/b2"); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != root {
+			rel, _ := filepath.Rel(filepath.Join(root, "p"), p)
+			if !d.IsDir() || filepath.ToSlash(rel) == "ns/files/b2" {
+				left = append(left, filepath.ToSlash(rel))
+			}
+		}
+		return nil
+	})
+	if strings.Join(left, " ") != strings.Join(keep, " ") {
+		t.Fatalf("after the delete the store holds %v, want %v (no b2 directory)", left, keep)
 	}
 }

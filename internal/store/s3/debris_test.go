@@ -8,6 +8,7 @@ import (
 
 	miniogo "github.com/minio/minio-go/v7"
 
+	"github.com/backstop-io/backstop/internal/pipeline"
 	"github.com/backstop-io/backstop/internal/store"
 	"github.com/backstop-io/backstop/internal/store/s3"
 	"github.com/backstop-io/backstop/internal/testutil/minio"
@@ -65,5 +66,51 @@ func TestStore_Debris(t *testing.T) {
 	}
 	if all.Objects != 102 || !all.Partial || all.Bytes < 99*10 || all.Bytes > 100*10 {
 		t.Errorf("no prefix: Debris = %+v, want 102 objects, 990 to 1000 bytes, partial", all)
+	}
+}
+
+// Deleting an artifact aborts the incomplete uploads a killed run left
+// under its path, though no object of the run was ever completed there;
+// uploads of neighbouring paths, and their objects, stay.
+func TestStore_DeleteArtifactAbortsKilledUploads(t *testing.T) {
+	srv := minio.Start(t)
+	ctx := context.Background()
+	core := miniogo.Core{Client: srv.Client}
+	start := func(key string) {
+		t.Helper()
+		id, err := core.NewMultipartUpload(ctx, srv.Bucket, key, miniogo.PutObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := core.PutObjectPart(ctx, srv.Bucket, key, id, 1, bytes.NewReader(make([]byte, 1000)), 1000, miniogo.PutObjectPartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := s3.New(s3.Config{Endpoint: "http://" + srv.Endpoint, Bucket: srv.Bucket, Prefix: "cluster-a", ForcePathStyle: true,
+		Region: "us-east-1", AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := "cluster-a/ns/files/b2/data.tar.zst.age"
+	neighbours := []string{"cluster-a/ns/files/b20/data.tar.zst.age", "cluster-a/ns/files/b1/data.tar.zst.age", "cluster-b/ns/files/b2/data.tar.zst.age"}
+	for _, k := range append([]string{killed}, neighbours...) {
+		start(k)
+	}
+	if err := s.Put(ctx, "ns/files/b1/manifest.json", bytes.NewReader([]byte("{}"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := pipeline.DeleteArtifact(ctx, s, "ns/files/b2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := srv.IncompleteUploads(t, killed); n != 0 {
+		t.Fatalf("after the delete %d incomplete uploads of the killed run are left", n)
+	}
+	for _, k := range neighbours {
+		if n := srv.IncompleteUploads(t, k); n != 1 {
+			t.Errorf("%s: %d incomplete uploads, want its 1 untouched", k, n)
+		}
+	}
+	if keys := srv.Keys(t, ""); fmt.Sprint(keys) != "[cluster-a/ns/files/b1/manifest.json]" {
+		t.Errorf("the bucket holds %v", keys)
 	}
 }

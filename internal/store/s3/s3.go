@@ -474,6 +474,50 @@ func (s *Store) uploadedBytes(ctx context.Context, core minio.Core, key, uploadI
 	}
 }
 
+var _ store.DebrisClearer = (*Store)(nil)
+
+// ClearDebris aborts the incomplete multipart uploads of the keys under
+// prefix: a run killed before it completed any object there left them, and
+// Delete reaches only the keys List shows. Where one cannot be aborted it
+// goes on with the others and returns the first error.
+func (s *Store) ClearDebris(ctx context.Context, prefix string) error {
+	full := store.JoinKey(s.prefix, prefix)
+	if strings.HasSuffix(prefix, "/") {
+		full += "/"
+	}
+	n, err := s.abortUploads(ctx, full, full)
+	if err == nil && n == 0 && full != "" {
+		// MinIO takes a non-empty prefix as one exact key (see Debris).
+		_, err = s.abortUploads(ctx, "", full)
+	}
+	return err
+}
+
+// abortUploads aborts the incomplete uploads listed under list whose keys
+// start with keep, and returns how many it found.
+func (s *Store) abortUploads(ctx context.Context, list, keep string) (int, error) {
+	core := minio.Core{Client: s.c}
+	var (
+		n     int
+		first error
+	)
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, list, true) {
+		if u.Err != nil {
+			return n, s.classify("list uploads", "", u.Err)
+		}
+		if !strings.HasPrefix(u.Key, keep) {
+			continue
+		}
+		n++
+		if err := core.AbortMultipartUpload(ctx, s.bucket, u.Key, u.UploadID); err != nil && first == nil {
+			if err = s.classify("abort upload", "", err); !store.IsNotFound(err) {
+				first = err
+			}
+		}
+	}
+	return n, first
+}
+
 // IncompleteUploads counts the unfinished multipart uploads under prefix.
 // Tests use it to prove a failed upload left nothing behind.
 func (s *Store) IncompleteUploads(ctx context.Context, prefix string) (int, error) {

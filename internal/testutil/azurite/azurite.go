@@ -27,6 +27,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/backstop-io/backstop/internal/testutil/assets"
@@ -214,7 +215,38 @@ func start(t testing.TB, bin string) (*Server, error) {
 // Keys lists every blob name in the container under prefix, sorted.
 func (s *Server) Keys(t testing.TB, prefix string) []string {
 	t.Helper()
-	opts := &container.ListBlobsFlatOptions{}
+	return s.list(t, prefix, false)
+}
+
+// KeysWithUncommitted lists, sorted, every blob name under prefix: the
+// committed blobs and those that hold only uncommitted blocks (staged by an
+// upload that never committed).
+func (s *Server) KeysWithUncommitted(t testing.TB, prefix string) []string {
+	t.Helper()
+	return s.list(t, prefix, true)
+}
+
+// Uncommitted returns the IDs of the uncommitted blocks of the blob name.
+func (s *Server) Uncommitted(t testing.TB, name string) []string {
+	t.Helper()
+	bl, err := s.Client.NewBlockBlobClient(name).GetBlockList(context.Background(), blockblob.BlockListTypeUncommitted, nil)
+	if err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.ErrorCode == "BlobNotFound" {
+			return nil
+		}
+		t.Fatalf("block list of %s: %v", name, err)
+	}
+	var ids []string
+	for _, b := range bl.UncommittedBlocks {
+		ids = append(ids, *b.Name)
+	}
+	return ids
+}
+
+func (s *Server) list(t testing.TB, prefix string, uncommitted bool) []string {
+	t.Helper()
+	opts := &container.ListBlobsFlatOptions{Include: container.ListBlobsInclude{UncommittedBlobs: uncommitted}}
 	if prefix != "" {
 		opts.Prefix = &prefix
 	}

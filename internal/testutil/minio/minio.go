@@ -224,15 +224,19 @@ func (s *Server) Keys(t testing.TB, prefix string) []string {
 	return keys
 }
 
-// IncompleteUploads counts unfinished multipart uploads under prefix.
+// IncompleteUploads counts unfinished multipart uploads under prefix. It
+// lists the whole bucket's and filters them: MinIO takes a non-empty
+// prefix as one exact key, so a listing under "dir/" finds nothing.
 func (s *Server) IncompleteUploads(t testing.TB, prefix string) int {
 	t.Helper()
 	n := 0
-	for u := range s.Client.ListIncompleteUploads(context.Background(), s.Bucket, prefix, true) {
+	for u := range s.Client.ListIncompleteUploads(context.Background(), s.Bucket, "", true) {
 		if u.Err != nil {
 			t.Fatalf("listing uploads: %v", u.Err)
 		}
-		n++
+		if strings.HasPrefix(u.Key, prefix) {
+			n++
+		}
 	}
 	return n
 }

@@ -28,3 +28,18 @@ func TestStart(t *testing.T) {
 		t.Fatalf("keys %v", keys)
 	}
 }
+
+// IncompleteUploads finds an upload under a directory prefix, which a
+// listing under that prefix on MinIO does not.
+func TestIncompleteUploads(t *testing.T) {
+	s := Start(t)
+	ctx := context.Background()
+	if _, err := (miniogo.Core{Client: s.Client}).NewMultipartUpload(ctx, s.Bucket, "a/b/c", miniogo.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for prefix, want := range map[string]int{"": 1, "a/": 1, "a/b/c": 1, "a/b/": 1, "b/": 0, "a/b/cd": 0} {
+		if n := s.IncompleteUploads(t, prefix); n != want {
+			t.Errorf("IncompleteUploads(%q) = %d, want %d", prefix, n, want)
+		}
+	}
+}
