@@ -2,13 +2,16 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -31,16 +34,34 @@ func (r *BackupTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backstopv1alpha1.BackupTarget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(secretSource(), enqueueInSecretNamespace(mgr.GetClient(), &backstopv1alpha1.BackupTargetList{})).
 		// A finished Backup updates its target's last successful backup.
-		Watches(&backstopv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
-			bk, ok := o.(*backstopv1alpha1.Backup)
-			if !ok || bk.Status.Phase != backstopv1alpha1.BackupSucceeded {
-				return nil
-			}
-			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.TargetRef.Name}}}
-		}), builder.WithPredicates(backupSucceeded())).
+		Watches(&backstopv1alpha1.Backup{}, enqueueTargetSoon(targetCoalesce), builder.WithPredicates(backupSucceeded())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backuptarget").
 		Complete(r)
+}
+
+// targetCoalesce is how long a target waits, once a Backup of it
+// succeeded, before it records its last successful backup: Backups that end
+// together (a thousand schedules due in one minute may share a target) cost
+// it one reconcile, not one each.
+const targetCoalesce = time.Second
+
+// enqueueTargetSoon queues a Backup's target after delay; the queue holds a
+// waiting item once, however often it is added.
+func enqueueTargetSoon(delay time.Duration) handler.EventHandler {
+	add := func(o client.Object, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+		if bk, ok := o.(*backstopv1alpha1.Backup); ok {
+			q.AddAfter(ctrl.Request{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.TargetRef.Name}}, delay)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			add(e.Object, q)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			add(e.ObjectNew, q)
+		},
+	}
 }
 
 // Reconcile checks one target.
