@@ -64,7 +64,9 @@ type BackupScheduleSpec struct {
 
 	// startingDeadlineSeconds: a run that could not start within this many
 	// seconds of its time is skipped. After downtime at most one missed run is
-	// started, and only inside this deadline.
+	// started, and only inside this deadline. Every due time that does not run
+	// is recorded: a MissedSchedule event names it, or says how many were
+	// missed and between which due times.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=31536000
