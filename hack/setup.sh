@@ -53,23 +53,38 @@ if ((${#need_apt[@]})); then
   [[ -z "${added_policy}" ]] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
+# quietly runs one step and shows its output (module downloads, compiler
+# lines) only when it fails: a newcomer sees the steps, not the noise.
+quietly() {
+  local out
+  out="$(mktemp)"
+  if ! "$@" >"${out}" 2>&1; then
+    cat "${out}" >&2
+    rm -f "${out}"
+    return 1
+  fi
+  rm -f "${out}"
+}
+
+log "Go modules"
+quietly go mod download
 if [[ "${what}" == demo ]]; then
-  log "control plane and kubectl"
-  bash hack/control-plane.sh --kubectl >/dev/null
+  log "control plane and kubectl (several minutes the first time)"
+  quietly bash hack/control-plane.sh --kubectl
   log "MinIO"
-  bash hack/minio.sh >/dev/null
+  quietly bash hack/minio.sh
 else
   log "control plane and node binaries (kubelet, kube-scheduler, kube-proxy)"
-  bash hack/control-plane.sh --node >/dev/null
+  quietly bash hack/control-plane.sh --node
   log "MinIO and age"
-  bash hack/minio.sh >/dev/null
-  bash hack/minio.sh --age >/dev/null
+  quietly bash hack/minio.sh
+  quietly bash hack/minio.sh --age
   log "Helm 3, Helm 4 and kustomize"
-  bash hack/helm.sh >/dev/null
+  quietly bash hack/helm.sh
   log "storage emulators (fake-gcs-server, Azurite)"
-  bash hack/fake-gcs.sh >/dev/null
-  bash hack/azurite.sh >/dev/null
+  quietly bash hack/fake-gcs.sh
+  quietly bash hack/azurite.sh
   log "the image, from the Dockerfile"
-  bash hack/image.sh >/dev/null
+  quietly bash hack/image.sh
 fi
 log "done in $((SECONDS - start))s"

@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/internal/testutil/minio"
@@ -45,6 +47,14 @@ func TestDemo(t *testing.T) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The client library's own log lines go to a file beside the others:
+	// the terminal shows the demo's steps only.
+	clientLog, err := os.Create(filepath.Join(logDir, "client.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clientLog.Close()
+	crlog.SetLogger(zap.New(zap.WriteTo(clientLog)))
 	defer func() {
 		say("Stopped everything the demo started (in %s). Logs and the demo's age key are in %s", time.Since(started).Round(time.Second), logDir)
 	}()
