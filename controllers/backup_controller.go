@@ -183,6 +183,11 @@ func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Ba
 func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.Backup, job *batchv1.Job) (ctrl.Result, error) {
 	done, failedReason, failedMsg := jobFinished(job)
 	if !done {
+		if bk.Status.Phase == backstopv1alpha1.BackupRunning {
+			// As startJob left it (with where the Job was placed): a Job
+			// that goes on running is no news, and costs no write.
+			return ctrl.Result{}, nil
+		}
 		bk.Status.Phase = backstopv1alpha1.BackupRunning
 		if bk.Status.StartTime == nil {
 			t := metav1.NewTime(job.CreationTimestamp.Time)
