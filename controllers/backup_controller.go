@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
-	"github.com/backstop-io/backstop/internal/humanize"
 	"github.com/backstop-io/backstop/internal/conditions"
+	"github.com/backstop-io/backstop/internal/humanize"
 	"github.com/backstop-io/backstop/internal/pipeline"
 )
 

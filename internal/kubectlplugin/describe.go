@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/controllers"
 	"github.com/backstop-io/backstop/internal/humanize"
 )
 
@@ -253,26 +254,25 @@ func (r *runner) logs(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	job := ""
-	switch o := obj.(type) {
+	// Every pod of the object's Jobs: a Restore has a verify Job, then a
+	// restore Job.
+	var selector string
+	switch obj.(type) {
 	case *backstopv1alpha1.Backup:
-		job = o.Status.JobName
+		selector = controllers.LabelBackup + "=" + obj.GetName()
 	case *backstopv1alpha1.Restore:
-		job = o.Status.JobName
-	}
-	if job == "" {
-		return fmt.Errorf("%s has no Job yet", pos[0])
+		selector = controllers.LabelRestore + "=" + obj.GetName()
 	}
 	cs, err := r.clientset()
 	if err != nil {
 		return err
 	}
-	pods, err := cs.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + job})
+	pods, err := cs.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return err
 	}
 	if len(pods.Items) == 0 {
-		return fmt.Errorf("Job %s has no pods (a finished Job is deleted after its ttlSecondsAfterFinished; the Backup keeps the result: see describe)", job)
+		return fmt.Errorf("%s has no pods: none started yet, or its Jobs were deleted after their ttlSecondsAfterFinished (the result stays: see describe)", obj.GetName())
 	}
 	sort.Slice(pods.Items, func(a, b int) bool {
 		return pods.Items[a].CreationTimestamp.Before(&pods.Items[b].CreationTimestamp)

@@ -246,6 +246,7 @@ func TestKubectlPlugin(t *testing.T) {
 		g.Expect(strings.Count(strings.TrimSpace(r.stderr), "\n")).To(Equal(0))
 	})
 
+	var rsName string
 	t.Run("RestoreAsksFirst", func(t *testing.T) {
 		g := NewWithT(t)
 		g.Expect(os.WriteFile(filepath.Join(data, "a.txt"), []byte("changed"), 0o644)).To(Succeed())
@@ -290,8 +291,8 @@ func TestKubectlPlugin(t *testing.T) {
 		got, _ = os.ReadFile(filepath.Join(data, "a.txt"))
 		g.Expect(string(got)).To(Equal(strings.Repeat("alpha\n", 2000)))
 
-		name := strings.TrimPrefix(strings.Fields(lineWith(r.stdout, "restore.backstop.io/"))[0], "restore.backstop.io/")
-		r = k.run("", "describe", name, "-n", ns)
+		rsName = strings.TrimPrefix(strings.Fields(lineWith(r.stdout, "restore.backstop.io/"))[0], "restore.backstop.io/")
+		r = k.run("", "describe", rsName, "-n", ns)
 		g.Expect(r.code).To(Equal(0))
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Source:\s+Backup ` + bkName + `$`))
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Phase:\s+Succeeded$`))
@@ -304,8 +305,18 @@ func TestKubectlPlugin(t *testing.T) {
 		g := NewWithT(t)
 		r := k.run("", "logs", bkName, "-n", ns)
 		g.Expect(r.code).To(Equal(1))
-		g.Expect(r.stderr).To(HavePrefix("kubectl backstop logs: logs of pod " + bkName))
+		g.Expect(r.stderr).To(HavePrefix("kubectl backstop logs: logs of pod " + bkName + "-backup-"))
 		g.Expect(strings.Count(strings.TrimSpace(r.stderr), "\n")).To(Equal(0))
+
+		// A Restore's first pod is its verify Job's.
+		r = k.run("", "logs", "restore/"+rsName, "-n", ns)
+		g.Expect(r.code).To(Equal(1))
+		g.Expect(r.stdout).To(HavePrefix("==> pod " + rsName + "-verify-"))
+		g.Expect(r.stderr).To(HavePrefix("kubectl backstop logs: logs of pod " + rsName + "-verify-"))
+
+		r = k.run("", "logs", "backup/nope", "-n", ns)
+		g.Expect(r.code).To(Equal(1))
+		g.Expect(r.stderr).To(Equal(`kubectl backstop logs: Backup "nope" not found in namespace "` + ns + `"` + "\n"))
 	})
 
 	t.Run("SuspendResume", func(t *testing.T) {
