@@ -49,6 +49,8 @@ Usage:
                                     check a stored backup end to end
   backstop decrypt [<backup>] [flags]
                                     verify and write a backup's plaintext dump
+  backstop manifest [<backup>] [flags]
+                                    print a backup's manifest.json from its store
   backstop status|backup|restore|describe|logs|suspend|resume|completion
                                     the kubectl plugin's commands; installed as
                                     kubectl-backstop, this binary is

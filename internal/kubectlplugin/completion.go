@@ -68,7 +68,7 @@ func (r *runner) complete(ctx context.Context, args []string) error {
 	switch pos[0] {
 	case "backup":
 		lists = []client.ObjectList{&backstopv1alpha1.BackupScheduleList{}, &backstopv1alpha1.BackupTargetList{}}
-	case "restore", "verify", "decrypt":
+	case "restore", "verify", "decrypt", "manifest":
 		lists = []client.ObjectList{&backstopv1alpha1.BackupList{}}
 	case "describe", "logs":
 		lists = []client.ObjectList{&backstopv1alpha1.BackupList{}, &backstopv1alpha1.RestoreList{}}

@@ -32,7 +32,7 @@ import (
 
 // Commands are the subcommands of the plugin, as `backstop <command>` and
 // `kubectl backstop <command>` take them.
-var Commands = []string{"status", "backup", "restore", "describe", "logs", "suspend", "resume", "verify", "decrypt", "completion"}
+var Commands = []string{"status", "backup", "restore", "describe", "logs", "suspend", "resume", "verify", "decrypt", "manifest", "completion"}
 
 // IsCommand says whether name is a plugin subcommand (verify and decrypt
 // included: without a Backup name they run as they always did).
@@ -80,6 +80,7 @@ Usage:
   %[1]s logs <backup|restore>                  the agent pod's logs
   %[1]s suspend|resume <schedule>
   %[1]s verify|decrypt <backup> [flags]        check or decrypt a backup's artifact locally
+  %[1]s manifest <backup>                      print the artifact's manifest.json from the store
   %[1]s completion bash|zsh
 
 Flags every command takes:
@@ -122,7 +123,7 @@ func Main(ctx context.Context, prog string, args []string, io IO) int {
 		err = r.logs(ctx, rest)
 	case "suspend", "resume":
 		err = r.suspend(ctx, rest, cmd == "suspend")
-	case "verify", "decrypt":
+	case "verify", "decrypt", "manifest":
 		return r.tool(ctx, rest)
 	case "completion":
 		err = r.completion(rest)

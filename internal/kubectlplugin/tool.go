@@ -10,7 +10,7 @@ import (
 	"github.com/backstop-io/backstop/internal/agent"
 )
 
-// tool runs verify or decrypt. With a Backup name first, the artifact's
+// tool runs verify, decrypt or manifest. With a Backup name first, the artifact's
 // location comes from the Backup's status and its BackupStore; the store
 // credentials and the identity stay the user's own (flags and environment,
 // as without a cluster). Without one it is the command it always was.

@@ -240,6 +240,22 @@ func TestKubectlPlugin(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(st.Size()).To(BeNumerically(">", 12000))
 
+		// The manifest needs the store's credentials only.
+		r = v.run("", "manifest", bkName, "-n", ns)
+		g.Expect(r.code).To(Equal(0), r.stderr)
+		var m struct {
+			Engine string `json:"engine"`
+			SHA256 string `json:"sha256"`
+		}
+		g.Expect(json.Unmarshal([]byte(r.stdout), &m)).To(Succeed())
+		bk := &backstopv1alpha1.Backup{}
+		g.Expect(e.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: bkName}, bk)).To(Succeed())
+		g.Expect(m.Engine).To(Equal("files"))
+		g.Expect(m.SHA256).To(Equal(bk.Status.SHA256))
+		r = k.run("", "manifest", bkName, "-n", ns)
+		g.Expect(r.code).To(Equal(1))
+		g.Expect(r.stderr).To(ContainSubstring("no S3 credentials"))
+
 		// Without the identity it fails, non-zero, in one line.
 		r = v.run("", "verify", bkName, "-n", ns)
 		g.Expect(r.code).To(Equal(1))
