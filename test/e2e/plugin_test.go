@@ -301,7 +301,7 @@ func TestKubectlPlugin(t *testing.T) {
 
 		// --yes needs no terminal.
 		g.Expect(os.WriteFile(filepath.Join(data, "a.txt"), []byte("changed again"), 0o644)).To(Succeed())
-		r = k.run("", "restore", bkName, "-n", ns, "--yes", "--wait")
+		r = k.run("", "restore", bkName, "-n", ns, "--yes", "--wait", "--safety-backup")
 		g.Expect(r.code).To(Equal(0), r.stderr)
 		g.Expect(restores()).To(Equal(2))
 		got, _ = os.ReadFile(filepath.Join(data, "a.txt"))
@@ -311,6 +311,11 @@ func TestKubectlPlugin(t *testing.T) {
 		r = k.run("", "describe", rsName, "-n", ns)
 		g.Expect(r.code).To(Equal(0))
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Source:\s+Backup ` + bkName + `$`))
+		rs := &backstopv1alpha1.Restore{}
+		g.Expect(e.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: rsName}, rs)).To(Succeed())
+		g.Expect(rs.Spec.SafetyBackup).NotTo(BeNil())
+		g.Expect(rs.Status.SafetyBackupName).NotTo(BeEmpty())
+		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Safety Backup:\s+` + rs.Status.SafetyBackupName + `$`))
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Phase:\s+Succeeded$`))
 	})
 
