@@ -1,7 +1,8 @@
 // Command backstop is Backstop's binary: the operator (`backstop manager`,
 // the default), the agent (`backstop agent backup|restore|verify`), and the
-// user commands (`backstop verify`, `backstop decrypt`) that work with no
-// cluster. Jobs run the same agent through cmd/backstop-agent, a lean entry
+// user commands: `backstop verify` and `backstop decrypt`, which work with no
+// cluster, and the kubectl plugin's (`backstop status`, `backstop backup`,
+// ...). Installed as kubectl-backstop, it is the plugin: `kubectl backstop`. Jobs run the same agent through cmd/backstop-agent, a lean entry
 // point in the same image that leaves the operator out, so that a Job's
 // memory is the data path's and not the operator libraries'.
 package main
@@ -14,6 +15,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +33,7 @@ import (
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/controllers"
+	"github.com/backstop-io/backstop/internal/kubectlplugin"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,13 +45,34 @@ Usage:
   backstop [manager] [flags]        run the operator (the default)
   backstop agent backup|restore|verify [flags]
                                     what backup and restore Jobs run
-  backstop verify [flags]           check a stored backup end to end
-  backstop decrypt [flags]          verify and write a backup's plaintext dump
+  backstop verify [<backup>] [flags]
+                                    check a stored backup end to end
+  backstop decrypt [<backup>] [flags]
+                                    verify and write a backup's plaintext dump
+  backstop manifest [<backup>] [flags]
+                                    print a backup's manifest.json from its store
+  backstop status|backup|restore|describe|logs|suspend|resume|completion
+                                    the kubectl plugin's commands; installed as
+                                    kubectl-backstop, this binary is
+                                    "kubectl backstop" (run "backstop help-plugin")
   backstop version                  print the version
 `
 
 func main() {
+	if isPlugin(os.Args[0]) {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		code := kubectlplugin.Main(ctx, "kubectl backstop", os.Args[1:], kubectlplugin.StdIO())
+		stop()
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// isPlugin says whether the binary runs as kubectl-backstop, the name
+// kubectl finds plugins by.
+func isPlugin(arg0 string) bool {
+	name := strings.TrimSuffix(filepath.Base(arg0), ".exe")
+	return name == "kubectl-backstop"
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -67,7 +92,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "help-plugin":
+		return kubectlplugin.Main(ctx, "backstop", []string{"help"}, kubectlplugin.StdIO())
 	default:
+		if kubectlplugin.IsCommand(command) {
+			io := kubectlplugin.StdIO()
+			io.Stdout, io.Stderr = stdout, stderr
+			return kubectlplugin.Main(ctx, "backstop", append([]string{command}, args...), io)
+		}
 		if code, ok := runTool(ctx, command, args, stdout, stderr); ok {
 			return code
 		}

@@ -15,13 +15,11 @@ func setupControllers(ctx context.Context, mgr ctrl.Manager, opts controllers.Op
 	return controllers.SetupAll(ctx, mgr, opts)
 }
 
-// runTool runs the agent and user commands; ok is false for an unknown command.
+// runTool runs the agent; ok is false for an unknown command.
 func runTool(ctx context.Context, command string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
 	switch command {
 	case "agent":
 		return agent.Main(ctx, "backstop agent", args, stdout, stderr), true
-	case "verify", "decrypt":
-		return agent.UserMain(ctx, append([]string{command}, args...), stdout, stderr), true
 	}
 	return 0, false
 }

@@ -309,7 +309,14 @@ func (b *podBuilder) addTarget(t *backstopv1alpha1.BackupTarget, op agentOp) {
 	b.envFromSecret("BACKSTOP_DB_PASSWORD", conn.Credentials.PasswordSecretRef)
 }
 
-func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
+// StoreLocationArgs are the agent's flags that say where a store is (type,
+// endpoint, bucket or container, prefix, part sizes): no credential and no
+// key. A volume store gives only its type: where its claim is mounted is the
+// Job's business. `kubectl backstop verify <backup>` passes them to the
+// local verify with the Backup's artifact path.
+func StoreLocationArgs(bs *backstopv1alpha1.BackupStore) []string {
+	var args []string
+	flag := func(name, value string) { args = append(args, "--"+name, value) }
 	switch {
 	case bs.Spec.S3 != nil:
 		s3 := bs.Spec.S3
@@ -321,19 +328,51 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 		if region == "" {
 			region = defaultS3Region
 		}
-		b.flag("store-type", "s3")
-		b.flag("s3-endpoint", endpoint)
-		b.flag("s3-bucket", s3.Bucket)
-		b.flag("s3-region", region)
+		flag("store-type", "s3")
+		flag("s3-endpoint", endpoint)
+		flag("s3-bucket", s3.Bucket)
+		flag("s3-region", region)
 		if s3.ForcePathStyle {
-			b.args = append(b.args, "--s3-force-path-style")
+			args = append(args, "--s3-force-path-style")
 		}
 		if s3.PartSizeMiB != 0 {
-			b.flag("s3-part-size-mib", strconv.Itoa(int(s3.PartSizeMiB)))
+			flag("s3-part-size-mib", strconv.Itoa(int(s3.PartSizeMiB)))
 		}
 		if s3.Prefix != "" {
-			b.flag("prefix", s3.Prefix)
+			flag("prefix", s3.Prefix)
 		}
+	case bs.Spec.GCS != nil:
+		g := bs.Spec.GCS
+		flag("store-type", "gcs")
+		flag("gcs-bucket", g.Bucket)
+		if g.Prefix != "" {
+			flag("prefix", g.Prefix)
+		}
+	case bs.Spec.Azure != nil:
+		a := bs.Spec.Azure
+		flag("store-type", "azure")
+		flag("azure-account", a.StorageAccount)
+		flag("azure-container", a.Container)
+		if a.Endpoint != "" {
+			flag("azure-endpoint", a.Endpoint)
+		}
+		if a.Prefix != "" {
+			flag("prefix", a.Prefix)
+		}
+		if a.BlockSizeMiB != 0 {
+			flag("azure-block-size-mib", strconv.Itoa(int(a.BlockSizeMiB)))
+		}
+	case bs.Spec.Volume != nil:
+		flag("store-type", "filesystem")
+	}
+	return args
+}
+
+func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
+	b.args = append(b.args, StoreLocationArgs(bs)...)
+	switch {
+	case bs.Spec.S3 != nil:
+		s3 := bs.Spec.S3
 		creds := backstopv1alpha1.SecretKeySelector{Name: s3.CredentialsSecretRef.Name}
 		creds.Key = s3AccessKeyIDKey
 		b.envFromSecret("AWS_ACCESS_KEY_ID", creds)
@@ -343,36 +382,16 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 			b.flag("s3-ca-file", b.addSecretFile("store-ca", mountStoreCA, *s3.CASecretRef))
 		}
 	case bs.Spec.GCS != nil:
-		g := bs.Spec.GCS
-		b.flag("store-type", "gcs")
-		b.flag("gcs-bucket", g.Bucket)
-		if g.Prefix != "" {
-			b.flag("prefix", g.Prefix)
-		}
-		if g.CredentialsSecretRef != nil {
-			b.flag("gcs-credentials-file", b.addSecretFile("gcs-credentials", mountGCSCredentials, *g.CredentialsSecretRef))
+		if ref := bs.Spec.GCS.CredentialsSecretRef; ref != nil {
+			b.flag("gcs-credentials-file", b.addSecretFile("gcs-credentials", mountGCSCredentials, *ref))
 		}
 	case bs.Spec.Azure != nil:
-		a := bs.Spec.Azure
-		b.flag("store-type", "azure")
-		b.flag("azure-account", a.StorageAccount)
-		b.flag("azure-container", a.Container)
-		if a.Endpoint != "" {
-			b.flag("azure-endpoint", a.Endpoint)
-		}
-		if a.Prefix != "" {
-			b.flag("prefix", a.Prefix)
-		}
-		if a.BlockSizeMiB != 0 {
-			b.flag("azure-block-size-mib", strconv.Itoa(int(a.BlockSizeMiB)))
-		}
-		if ref := a.CredentialsSecretRef; ref != nil {
+		if ref := bs.Spec.Azure.CredentialsSecretRef; ref != nil {
 			// The Secret holds one of the two keys; the agent refuses both.
 			b.optionalEnvFromSecret("AZURE_STORAGE_KEY", backstopv1alpha1.SecretKeySelector{Name: ref.Name, Key: azureAccountKeyKey})
 			b.optionalEnvFromSecret("AZURE_STORAGE_SAS_TOKEN", backstopv1alpha1.SecretKeySelector{Name: ref.Name, Key: azureSASTokenKey})
 		}
 	case bs.Spec.Volume != nil:
-		b.flag("store-type", "filesystem")
 		b.addClaim("store", bs.Spec.Volume.ClaimName, bs.Spec.Volume.SubPath, mountStore, op != opBackup)
 		b.flag("fs-root", mountStore)
 	}

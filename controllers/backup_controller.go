@@ -22,6 +22,7 @@ import (
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/internal/conditions"
+	"github.com/backstop-io/backstop/internal/humanize"
 	"github.com/backstop-io/backstop/internal/pipeline"
 )
 
@@ -220,6 +221,7 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 	bk.Status.ArtifactPath = res.ArtifactPath
 	bk.Status.DataObject = res.DataObject
 	bk.Status.StoredBytes = res.StoredBytes
+	bk.Status.StoredSize = humanize.Bytes(res.StoredBytes)
 	bk.Status.PlaintextBytes = res.PlaintextBytes
 	bk.Status.SHA256 = res.SHA256
 	bk.Status.PlaintextSHA256 = res.PlaintextSHA256

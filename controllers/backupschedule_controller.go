@@ -369,14 +369,9 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 			// Set here, it saves the Backup controller a write before the Job.
 			Finalizers: []string{FinalizerArtifact},
 		},
-		Spec: backstopv1alpha1.BackupSpec{
-			ScheduleRef:    &backstopv1alpha1.LocalObjectReference{Name: bs.Name},
-			TargetRef:      bs.Spec.TargetRef,
-			StoreRef:       bs.Spec.StoreRef,
-			DeletionPolicy: bs.Spec.DeletionPolicy,
-			JobTemplate:    bs.Spec.JobTemplate,
-		},
+		Spec: BackupSpecOf(bs),
 	}
+	bk.Spec.ScheduleRef = &backstopv1alpha1.LocalObjectReference{Name: bs.Name}
 	if err := r.Create(ctx, bk); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	} else if err == nil {
@@ -390,6 +385,20 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		sort.Strings(bs.Status.Active)
 	}
 	return nil
+}
+
+// BackupSpecOf is the spec of a Backup with a schedule's settings: its
+// target, store, deletion policy and Job overrides. The schedule sets
+// scheduleRef on the Backups it creates; an on-demand Backup run with the
+// schedule's settings (kubectl backstop backup) leaves it unset, so that it
+// is not counted in the schedule's history and retention.
+func BackupSpecOf(bs *backstopv1alpha1.BackupSchedule) backstopv1alpha1.BackupSpec {
+	return backstopv1alpha1.BackupSpec{
+		TargetRef:      bs.Spec.TargetRef,
+		StoreRef:       bs.Spec.StoreRef,
+		DeletionPolicy: bs.Spec.DeletionPolicy,
+		JobTemplate:    bs.Spec.JobTemplate.DeepCopy(),
+	}
 }
 
 // missedBefore says which due times older than due.Missed will never run

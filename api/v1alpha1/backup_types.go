@@ -90,6 +90,11 @@ type BackupStatus struct {
 	// +optional
 	StoredBytes int64 `json:"storedBytes,omitempty"`
 
+	// storedSize is storedBytes for people, in the notation of Kubernetes
+	// quantities (3.6Ki, 1.2Gi): what the Size column shows.
+	// +optional
+	StoredSize string `json:"storedSize,omitempty"`
+
 	// plaintextBytes is the size of the engine's dump.
 	// +optional
 	PlaintextBytes int64 `json:"plaintextBytes,omitempty"`
@@ -132,7 +137,7 @@ type BackupStatus struct {
 // +kubebuilder:resource:shortName=bk,categories=backstop
 // +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetRef.name`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
-// +kubebuilder:printcolumn:name="Size",type=integer,format=int64,JSONPath=`.status.storedBytes`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.storedSize`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Same As",type=string,JSONPath=`.status.sameContentAs`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1

@@ -344,8 +344,56 @@ const userUsage = `usage:
   backstop verify  --file data.sql.zst.age [--manifest manifest.json] [--identity-file F]
   backstop decrypt [store flags] --artifact-path ns/target/backup [--identity-file F] [--output FILE]
   backstop decrypt --file data.sql.zst.age [--manifest manifest.json] [--identity-file F] [--output FILE]
+  backstop manifest [store flags] --artifact-path ns/target/backup
 Run "backstop <command> -h" for the flags.
 `
+
+// runManifest prints an artifact's manifest.json from a store, validated:
+// no identity is needed, the manifest is not encrypted.
+func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	c := &config{}
+	fs := flag.NewFlagSet("backstop manifest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.storeFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "backstop manifest: %s: %s\n", reasonOf(ctx, err), c.redact(err.Error()))
+		return 1
+	}
+	if fs.NArg() > 0 {
+		return fail(invalid("unexpected arguments: %s", strings.Join(fs.Args(), " ")))
+	}
+	if c.artifactPath == "" {
+		return fail(invalid("give --artifact-path with store flags"))
+	}
+	if err := c.loadSecrets(getenv); err != nil {
+		return fail(invalid("%v", err))
+	}
+	st, err := c.openStore()
+	if err != nil {
+		return fail(invalid("%v", err))
+	}
+	r, err := st.Get(ctx, pipeline.ManifestKey(c.artifactPath))
+	if err != nil {
+		return fail(err)
+	}
+	defer r.Close()
+	m, err := manifest.Read(r)
+	if err != nil {
+		return fail(err)
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return fail(err)
+	}
+	_, _ = stdout.Write(b)
+	return 0
+}
 
 func runUser(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
@@ -353,6 +401,9 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return 2
 	}
 	cmd := args[0]
+	if cmd == "manifest" {
+		return runManifest(ctx, args[1:], stdout, stderr, getenv)
+	}
 	if cmd != "verify" && cmd != "decrypt" {
 		fmt.Fprintf(stderr, "backstop: unknown command %q\n%s", cmd, userUsage)
 		return 2

@@ -290,6 +290,21 @@ func TestAgent_BackupVerifyRestoreDecrypt(t *testing.T) {
 	if ur.code != 0 || ur.stdout != string(data) {
 		t.Fatalf("decrypt to stdout: %d, %d bytes", ur.code, len(ur.stdout))
 	}
+
+	// manifest needs the store, not the identity.
+	ur = runUserCmd(t, map[string]string{EnvAccessKeyID: f.srv.AccessKey, EnvSecretAccessKey: f.srv.SecretKey}, append([]string{"manifest"}, f.storeArgs(artifact)...)...)
+	var m struct {
+		Engine     string `json:"engine"`
+		SHA256     string `json:"sha256"`
+		StoredSize int64  `json:"storedSize"`
+	}
+	if ur.code != 0 || json.Unmarshal([]byte(ur.stdout), &m) != nil || m.Engine != "testdb" || m.SHA256 != res.SHA256 || m.StoredSize != res.StoredBytes {
+		t.Fatalf("manifest %d: %s %s", ur.code, ur.stdout, ur.stderr)
+	}
+	ur = runUserCmd(t, map[string]string{EnvAccessKeyID: f.srv.AccessKey, EnvSecretAccessKey: f.srv.SecretKey}, append([]string{"manifest"}, f.storeArgs("team-a/orders/none")...)...)
+	if ur.code != 1 || !strings.HasPrefix(ur.stderr, "backstop manifest: ") {
+		t.Fatalf("manifest of no artifact %d: %s %s", ur.code, ur.stdout, ur.stderr)
+	}
 }
 
 // PlaintextSha256 keeps the test lines short.

@@ -65,6 +65,8 @@ type env struct {
 	opConfig *rest.Config
 	clock    *offsetClock
 	logDir   string
+	// bin is the backstop binary the test built (what the image holds).
+	bin string
 
 	mu       sync.Mutex
 	stopOp   context.CancelFunc
@@ -112,7 +114,7 @@ func newEnv(t *testing.T) *env {
 	sa := install.ApplyChartRBAC(t, c.Config, "backstop-system", "e2e")
 	opConfig := rest.CopyConfig(c.Config)
 	opConfig.Impersonate = rest.ImpersonationConfig{UserName: sa}
-	e := &env{cluster: c, runner: r, minio: minio.Start(t), k8s: c.Client, opConfig: opConfig, clock: &offsetClock{}, logDir: filepath.Join(root, "operator"), identity: id}
+	e := &env{cluster: c, runner: r, minio: minio.Start(t), k8s: c.Client, opConfig: opConfig, clock: &offsetClock{}, logDir: filepath.Join(root, "operator"), identity: id, bin: bin}
 	if err := os.MkdirAll(e.logDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
