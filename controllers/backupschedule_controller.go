@@ -112,10 +112,14 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	log := ctrl.LoggerFrom(ctx)
 	bs := &backstopv1alpha1.BackupSchedule{}
 	if err := r.Get(ctx, req.NamespacedName, bs); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetSchedule(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !bs.DeletionTimestamp.IsZero() {
 		r.written.Delete(bs.UID)
+		forgetSchedule(bs.Namespace, bs.Name)
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
@@ -177,6 +181,11 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			r.Recorder.Eventf(bs, nil, ev.eventType, ev.reason, "Schedule", "%s", ev.note)
 		}
 		announceTransition(r.Recorder, bs, before, "Schedule")
+		var interval time.Duration
+		if perr == nil {
+			interval = sched.ExpectedInterval(now)
+		}
+		recordScheduleMetrics(bs, interval, all)
 	}()
 
 	if perr != nil {
