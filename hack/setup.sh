@@ -66,6 +66,8 @@ else
   bash hack/minio.sh --age >/dev/null
   log "Helm 3, Helm 4 and kustomize"
   bash hack/helm.sh >/dev/null
+  log "promtool (the alert rule tests)"
+  bash hack/promtool.sh >/dev/null
   log "storage emulators (fake-gcs-server, Azurite)"
   bash hack/fake-gcs.sh >/dev/null
   bash hack/azurite.sh >/dev/null
