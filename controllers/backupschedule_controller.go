@@ -161,6 +161,10 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	patch := newStatusPatch(bs, client.MergeFromWithOptimisticLock{})
 	var pending []scheduleEvent
 	defer func() {
+		var interval time.Duration
+		if perr == nil { // the parse error; perr below is the patch's
+			interval = sched.ExpectedInterval(now)
+		}
 		bs.Status.ObservedGeneration = bs.Generation
 		changed, perr := patch.write(ctx, r.Client, bs)
 		if perr == nil && changed {
@@ -181,10 +185,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			r.Recorder.Eventf(bs, nil, ev.eventType, ev.reason, "Schedule", "%s", ev.note)
 		}
 		announceTransition(r.Recorder, bs, before, "Schedule")
-		var interval time.Duration
-		if perr == nil {
-			interval = sched.ExpectedInterval(now)
-		}
 		recordScheduleMetrics(bs, interval, all)
 	}()
 
