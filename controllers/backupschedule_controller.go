@@ -112,10 +112,14 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	log := ctrl.LoggerFrom(ctx)
 	bs := &backstopv1alpha1.BackupSchedule{}
 	if err := r.Get(ctx, req.NamespacedName, bs); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetSchedule(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !bs.DeletionTimestamp.IsZero() {
 		r.written.Delete(bs.UID)
+		forgetSchedule(bs.Namespace, bs.Name)
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
@@ -157,6 +161,10 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	patch := newStatusPatch(bs, client.MergeFromWithOptimisticLock{})
 	var pending []scheduleEvent
 	defer func() {
+		var interval time.Duration
+		if perr == nil { // the parse error; perr below is the patch's
+			interval = sched.ExpectedInterval(now)
+		}
 		bs.Status.ObservedGeneration = bs.Generation
 		changed, perr := patch.write(ctx, r.Client, bs)
 		if perr == nil && changed {
@@ -177,6 +185,7 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			r.Recorder.Eventf(bs, nil, ev.eventType, ev.reason, "Schedule", "%s", ev.note)
 		}
 		announceTransition(r.Recorder, bs, before, "Schedule")
+		recordScheduleMetrics(bs, interval, all)
 	}()
 
 	if perr != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -55,6 +56,9 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	log := ctrl.LoggerFrom(ctx)
 	bs := &backstopv1alpha1.BackupStore{}
 	if err := r.Get(ctx, req.NamespacedName, bs); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetStore(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := readySnapshot(bs)
@@ -65,6 +69,7 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			err = perr
 		}
 		announceTransition(r.Recorder, bs, before, "Probe")
+		recordReady(storeReady, "store", bs)
 	}()
 
 	mode, fingerprints, err := encryptionSummary(ctx, r, bs)

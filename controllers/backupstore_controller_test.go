@@ -97,6 +97,14 @@ func TestBackupStoreReconciler_Checks(t *testing.T) {
 			if tc.notInMsg != "" && strings.Contains(ready.Message, tc.notInMsg) {
 				t.Fatalf("the message quotes a secret: %s", ready.Message)
 			}
+			// The gauge BackstopStoreUnavailable reads: one series, under the reason.
+			want := 0.0
+			if tc.wantStatus == metav1.ConditionTrue {
+				want = 1
+			}
+			if v := series(t, "backstop_store_ready", "namespace", got.Namespace, "reason", tc.wantReason, "store", got.Name); v != want {
+				t.Errorf("backstop_store_ready{reason=%q} = %v, want %v", tc.wantReason, v, want)
+			}
 			if tc.wantStatus == metav1.ConditionFalse {
 				if s := conditionOf(got, backstopv1alpha1.ConditionStalled); s == nil || s.Status != metav1.ConditionTrue {
 					t.Error("a user error must be Stalled")

@@ -1,10 +1,14 @@
 package controllers
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
 )
 
 // Metrics on controller-runtime's registry, served by the manager's
@@ -48,11 +52,32 @@ var (
 		Name: "backstop_schedule_next_run_timestamp_seconds",
 		Help: "When the next backup of a schedule is due.",
 	}, []string{"namespace", "schedule"})
+	scheduleExpectedInterval = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backstop_schedule_expected_interval_seconds",
+		Help: "The longest a schedule goes between due times around now (the longer of the gaps before and after its latest due time); alerts add a margin to it.",
+	}, []string{"namespace", "schedule"})
+	scheduleLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backstop_schedule_last_success_timestamp_seconds",
+		Help: "When the newest successful backup of a schedule completed; the schedule's creation time until one has.",
+	}, []string{"namespace", "schedule"})
+	scheduleReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backstop_schedule_ready",
+		Help: "1 if a schedule is Ready (it may be suspended), 0 if not; reason is the Ready condition's reason.",
+	}, []string{"namespace", "schedule", "reason"})
+	scheduleSuspended = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backstop_schedule_suspended",
+		Help: "1 if a schedule is suspended, 0 if not.",
+	}, []string{"namespace", "schedule"})
+	storeReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backstop_store_ready",
+		Help: "1 if a store passed its last probe (Ready), 0 if not; reason is the Ready condition's reason.",
+	}, []string{"namespace", "store", "reason"})
 )
 
 func init() {
 	metrics.Registry.MustRegister(backupsTotal, backupLastSuccess, backupDuration, backupStoredBytes, backupsUnchanged,
-		restoresTotal, restoreLastSuccess, restoreDuration, scheduleNextRun)
+		restoresTotal, restoreLastSuccess, restoreDuration, scheduleNextRun, scheduleExpectedInterval, scheduleLastSuccess,
+		scheduleReady, scheduleSuspended, storeReady)
 }
 
 func recordBackupMetrics(bk *backstopv1alpha1.Backup) {
@@ -66,6 +91,57 @@ func recordBackupMetrics(bk *backstopv1alpha1.Backup) {
 		backupLastSuccess.WithLabelValues(bk.Namespace, target).Set(float64(bk.Status.CompletionTime.Unix()))
 		backupStoredBytes.WithLabelValues(bk.Namespace, target).Set(float64(bk.Status.StoredBytes))
 	}
+}
+
+// recordReady sets a per-object readiness gauge from its Ready condition: one
+// series, under the current reason.
+func recordReady(g *prometheus.GaugeVec, kind string, obj conditions.Object) {
+	g.DeletePartialMatch(prometheus.Labels{"namespace": obj.GetNamespace(), kind: obj.GetName()})
+	ready, reason := 0.0, "Unknown"
+	if c := conditions.Get(obj, backstopv1alpha1.ConditionReady); c != nil {
+		reason = c.Reason
+		if c.Status == metav1.ConditionTrue {
+			ready = 1
+		}
+	}
+	g.WithLabelValues(obj.GetNamespace(), obj.GetName(), reason).Set(ready)
+}
+
+// recordScheduleMetrics sets the gauges of a schedule after a reconcile.
+// backups are the schedule's Backups, from which the newest success is read
+// (so the gauge is right after a restart of the operator too).
+func recordScheduleMetrics(bs *backstopv1alpha1.BackupSchedule, interval time.Duration, backups []*backstopv1alpha1.Backup) {
+	last := bs.CreationTimestamp.Time
+	for _, bk := range backups {
+		if bk.Status.Phase == backstopv1alpha1.BackupSucceeded && bk.Status.CompletionTime != nil && bk.Status.CompletionTime.After(last) {
+			last = bk.Status.CompletionTime.Time
+		}
+	}
+	scheduleLastSuccess.WithLabelValues(bs.Namespace, bs.Name).Set(float64(last.Unix()))
+	recordReady(scheduleReady, "schedule", bs)
+	suspended := 0.0
+	if bs.Spec.Suspend {
+		suspended = 1
+	}
+	scheduleSuspended.WithLabelValues(bs.Namespace, bs.Name).Set(suspended)
+	if interval > 0 {
+		scheduleExpectedInterval.WithLabelValues(bs.Namespace, bs.Name).Set(interval.Seconds())
+	} else {
+		scheduleExpectedInterval.DeleteLabelValues(bs.Namespace, bs.Name)
+	}
+}
+
+// forgetSchedule drops the series of a deleted schedule.
+func forgetSchedule(namespace, name string) {
+	l := prometheus.Labels{"namespace": namespace, "schedule": name}
+	for _, g := range []*prometheus.GaugeVec{scheduleNextRun, scheduleExpectedInterval, scheduleLastSuccess, scheduleReady, scheduleSuspended} {
+		g.DeletePartialMatch(l)
+	}
+}
+
+// forgetStore drops the series of a deleted store.
+func forgetStore(namespace, name string) {
+	storeReady.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "store": name})
 }
 
 func recordRestoreMetrics(rs *backstopv1alpha1.Restore) {

@@ -81,6 +81,8 @@ else
   quietly bash hack/minio.sh --age
   log "Helm 3, Helm 4 and kustomize"
   quietly bash hack/helm.sh
+  log "promtool (the alert rule tests)"
+  quietly bash hack/promtool.sh
   log "storage emulators (fake-gcs-server, Azurite)"
   quietly bash hack/fake-gcs.sh
   quietly bash hack/azurite.sh

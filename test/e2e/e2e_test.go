@@ -6,6 +6,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,6 +28,8 @@ import (
 	"github.com/backstop-io/backstop/internal/schedule"
 	"github.com/backstop-io/backstop/internal/testutil/mariadbserver"
 	"github.com/backstop-io/backstop/internal/testutil/pgserver"
+	"github.com/backstop-io/backstop/test/cluster"
+	"github.com/backstop-io/backstop/test/monitoring"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -43,6 +47,51 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("OperatorRestartMidBackup", func(t *testing.T) { testOperatorRestart(t, e, pg) })
 	t.Run("FilesRoundTrip", func(t *testing.T) { testFilesRoundTrip(t, e) })
 	t.Run("MariaDBRoundTrip", func(t *testing.T) { testMariaDBRoundTrip(t, e) })
+	// Last, and only meaningful after the subtests above: by now they have
+	// set every kind of metric (run alone, it fails on the ones not set).
+	t.Run("MetricsTheChartUses", func(t *testing.T) { testMetricsTheChartUses(t, e) })
+}
+
+// testMetricsTheChartUses scrapes the operator's /metrics and checks that
+// every metric the chart's alerts and Grafana dashboard use is served.
+func testMetricsTheChartUses(t *testing.T, e *env) {
+	root, err := cluster.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, f := range []string{"templates/prometheusrule.yaml", "files/grafana-dashboard.json"} {
+		data, err := os.ReadFile(filepath.Join(root, "charts", "backstop", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, string(data))
+	}
+	used := monitoring.MetricFamilies(texts...)
+	if len(used) < 10 {
+		t.Fatalf("the chart uses only %v", used)
+	}
+	resp, err := http.Get("http://" + e.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s, %v", resp.Status, err)
+	}
+	served := map[string]bool{}
+	for _, line := range strings.Split(string(body), "\n") {
+		// "# TYPE <name> <type>" heads each family with samples.
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" {
+			served[f[2]] = true
+		}
+	}
+	for _, name := range used {
+		if !served[name] {
+			t.Errorf("the chart uses %s, which the operator's /metrics does not serve", name)
+		}
+	}
 }
 
 // pgTarget makes a database with a table of orders and a target for it.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,11 +69,13 @@ type env struct {
 	// bin is the backstop binary the test built (what the image holds).
 	bin string
 
-	mu       sync.Mutex
-	stopOp   context.CancelFunc
-	opDone   chan struct{}
-	opLog    *os.File
-	identity *age.X25519Identity
+	mu     sync.Mutex
+	stopOp context.CancelFunc
+	// metricsAddr is where the operator serves /metrics (plain HTTP).
+	metricsAddr string
+	opDone      chan struct{}
+	opLog       *os.File
+	identity    *age.X25519Identity
 }
 
 func newEnv(t *testing.T) *env {
@@ -144,10 +147,18 @@ func (e *env) startOperator(t *testing.T) {
 	}
 	log := zap.New(zap.UseDevMode(true), zap.WriteTo(logf))
 	ctrl.SetLogger(log)
+	if e.metricsAddr == "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.metricsAddr = l.Addr().String()
+		_ = l.Close()
+	}
 	mgr, err := ctrl.NewManager(e.opConfig, ctrl.Options{
 		Scheme:                 e.k8s.Scheme(),
 		Logger:                 log,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Metrics:                metricsserver.Options{BindAddress: e.metricsAddr},
 		HealthProbeBindAddress: "0",
 		Client:                 client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		Cache:                  controllers.CacheOptions(),
