@@ -267,6 +267,10 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 	if got := sum.sum(); got != m.PlaintextSHA256 {
 		return errorf(ReasonIntegrityMismatch, "the plaintext of %s has SHA-256 %s, the manifest says %s", m.DataObject, got, m.PlaintextSHA256)
 	}
+	if err := checkCompleteness(m, check); err != nil {
+		return err
+	}
+	// Checked last: a dump cut short is reported as such, not as a digest.
 	if m.ContentSHA256 != "" {
 		got := m.PlaintextSHA256 // an engine that leaves no line out
 		if filter != nil {
@@ -277,6 +281,12 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 			return errorf(ReasonIntegrityMismatch, "the content digest of %s is %s, the manifest says %s", m.DataObject, got, m.ContentSHA256)
 		}
 	}
+	return nil
+}
+
+// checkCompleteness runs the engine's completeness check on the dump, and
+// compares its counts with the manifest's record.
+func checkCompleteness(m *manifest.Manifest, check engine.DumpCheck) error {
 	if check == nil {
 		return nil
 	}
