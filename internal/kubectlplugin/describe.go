@@ -2,6 +2,7 @@ package kubectlplugin
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"path"
@@ -59,16 +60,21 @@ func (r *runner) lookup(ctx context.Context, ref string) (client.Object, error) 
 	return nil, lastErr
 }
 
-func (r *runner) describe(ctx context.Context, args []string) error {
-	fs := r.flags(false, true)
+// backupOrRestoreArg parses a command line naming one Backup or Restore,
+// connects, and reads it.
+func (r *runner) backupOrRestoreArg(ctx context.Context, fs *flag.FlagSet, args []string) (client.Object, error) {
 	pos, err := r.parseN(fs, args, "<backup|restore>")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.connect(); err != nil {
-		return err
+		return nil, err
 	}
-	obj, err := r.lookup(ctx, pos[0])
+	return r.lookup(ctx, pos[0])
+}
+
+func (r *runner) describe(ctx context.Context, args []string) error {
+	obj, err := r.backupOrRestoreArg(ctx, r.flags(false, true), args)
 	if err != nil {
 		return err
 	}
@@ -242,15 +248,7 @@ func writeEvents(w io.Writer, events []corev1.Event, now time.Time) {
 }
 
 func (r *runner) logs(ctx context.Context, args []string) error {
-	fs := r.flags(false, false)
-	pos, err := r.parseN(fs, args, "<backup|restore>")
-	if err != nil {
-		return err
-	}
-	if err := r.connect(); err != nil {
-		return err
-	}
-	obj, err := r.lookup(ctx, pos[0])
+	obj, err := r.backupOrRestoreArg(ctx, r.flags(false, false), args)
 	if err != nil {
 		return err
 	}

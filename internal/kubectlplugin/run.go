@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -117,26 +118,15 @@ func (r *runner) targetBackupSpec(ctx context.Context, t *backstopv1alpha1.Backu
 
 // followBackup prints a Backup's progress until it ends.
 func (r *runner) followBackup(ctx context.Context, name string) error {
-	last := ""
-	start := time.Now()
+	p := r.newProgress()
 	for {
 		bk := &backstopv1alpha1.Backup{}
 		if err := r.c.Get(ctx, r.key(name), bk); err != nil {
 			return err
 		}
-		line := string(bk.Status.Phase)
-		if line == "" {
-			line = "Pending"
-		}
-		if c := ready(bk.Status.Conditions); c != nil && c.Message != "" && bk.Status.Phase != backstopv1alpha1.BackupSucceeded && bk.Status.Phase != backstopv1alpha1.BackupFailed {
-			line += ": " + oneLine(c.Message)
-		}
-		if line != last {
-			fmt.Fprintf(r.io.Stdout, "%6s  %s\n", time.Since(start).Truncate(time.Second), line)
-			last = line
-		}
 		switch bk.Status.Phase {
 		case backstopv1alpha1.BackupSucceeded:
+			p.show(string(bk.Status.Phase), nil)
 			same := ""
 			if bk.Status.SameContentAs != "" {
 				same = fmt.Sprintf(", same data as %s", bk.Status.SameContentAs)
@@ -145,11 +135,41 @@ func (r *runner) followBackup(ctx context.Context, name string) error {
 				humanize.Bytes(bk.Status.StoredBytes), humanize.Bytes(bk.Status.PlaintextBytes), bk.Status.ArtifactPath, same)
 			return nil
 		case backstopv1alpha1.BackupFailed:
+			p.show(string(bk.Status.Phase), nil)
 			return failedError{fmt.Sprintf("Backup %s failed: %s: %s", name, bk.Status.Reason, oneLine(bk.Status.Message))}
 		}
+		p.show(string(bk.Status.Phase), bk.Status.Conditions)
 		if err := sleep(ctx, pollInterval); err != nil {
 			return err
 		}
+	}
+}
+
+// progress prints the status line of a Backup or Restore being followed,
+// each time it changes, with the time since the wait began.
+type progress struct {
+	w     io.Writer
+	start time.Time
+	last  string
+}
+
+func (r *runner) newProgress() *progress {
+	return &progress{w: r.io.Stdout, start: time.Now()}
+}
+
+// show prints the phase ("Pending" before the first), with the Ready
+// condition's message while it runs (conds nil once it has ended).
+func (p *progress) show(phase string, conds []metav1.Condition) {
+	line := phase
+	if line == "" {
+		line = "Pending"
+	}
+	if c := ready(conds); c != nil && c.Message != "" {
+		line += ": " + oneLine(c.Message)
+	}
+	if line != p.last {
+		fmt.Fprintf(p.w, "%6s  %s\n", time.Since(p.start).Truncate(time.Second), line)
+		p.last = line
 	}
 }
 
@@ -255,31 +275,22 @@ func describeData(t *backstopv1alpha1.BackupTarget) string {
 
 // followRestore prints a Restore's progress until it ends.
 func (r *runner) followRestore(ctx context.Context, name string) error {
-	last := ""
-	start := time.Now()
+	p := r.newProgress()
 	for {
 		rs := &backstopv1alpha1.Restore{}
 		if err := r.c.Get(ctx, r.key(name), rs); err != nil {
 			return err
 		}
-		line := phaseOr(string(rs.Status.Phase))
-		if rs.Status.Phase == "" {
-			line = "Pending"
-		}
-		if c := ready(rs.Status.Conditions); c != nil && c.Message != "" && rs.Status.Phase != backstopv1alpha1.RestoreSucceeded && rs.Status.Phase != backstopv1alpha1.RestoreFailed {
-			line += ": " + oneLine(c.Message)
-		}
-		if line != last {
-			fmt.Fprintf(r.io.Stdout, "%6s  %s\n", time.Since(start).Truncate(time.Second), line)
-			last = line
-		}
 		switch rs.Status.Phase {
 		case backstopv1alpha1.RestoreSucceeded:
+			p.show(string(rs.Status.Phase), nil)
 			fmt.Fprintf(r.io.Stdout, "Restore %s succeeded\n", name)
 			return nil
 		case backstopv1alpha1.RestoreFailed:
+			p.show(string(rs.Status.Phase), nil)
 			return failedError{fmt.Sprintf("Restore %s failed: %s: %s", name, rs.Status.Reason, oneLine(rs.Status.Message))}
 		}
+		p.show(string(rs.Status.Phase), rs.Status.Conditions)
 		if err := sleep(ctx, pollInterval); err != nil {
 			return err
 		}

@@ -87,34 +87,10 @@ func TestOperatorAtScale(t *testing.T) {
 
 	bin := buildBackstop(ctx, t)
 
-	scheme := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := backstopv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c := cluster.Start(t, cluster.Options{
-		CRDDirectoryPaths: []string{"config/crd/bases"},
-		ControllerManager: true,
-		// Only the Job controller: it turns pods into Job status the way a
-		// real cluster does. Its client is not throttled below what the
-		// benchmark needs (the default is 20 QPS).
-		Controllers:           []string{"job-controller"},
-		ControllerManagerArgs: []string{"--concurrent-job-syncs=50", "--kube-api-qps=1000", "--kube-api-burst=2000"},
-		Scheme:                scheme,
-	})
-	// The test's own clients are not throttled either.
-	cfg := rest.CopyConfig(c.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Only the Job controller: it turns pods into Job status the way a real
+	// cluster does.
+	bc := startBenchCluster(t, []string{"job-controller"})
+	c, cfg, scheme, k8s, cs := bc.Cluster, bc.cfg, bc.scheme, bc.k8s, bc.cs
 
 	// Watch what the operator and the Job controller create, and complete
 	// agent pods as soon as they appear.
@@ -186,6 +162,49 @@ func TestOperatorAtScale(t *testing.T) {
 		t.Logf("completer errors (first %d): %s", len(errs), strings.Join(errs, "; "))
 	}
 	r.check(t)
+}
+
+// benchCluster is a control plane for the benchmarks, and the test's own
+// clients of it.
+type benchCluster struct {
+	*cluster.Cluster
+	cfg    *rest.Config
+	scheme *k8sruntime.Scheme
+	k8s    client.Client
+	cs     kubernetes.Interface
+}
+
+// startBenchCluster starts the API server, etcd and kube-controller-manager
+// with the given controllers (nil: its defaults). Neither the controller
+// manager's client (20 QPS by default) nor the test's are throttled below
+// what the benchmarks need.
+func startBenchCluster(t *testing.T, controllers []string) benchCluster {
+	t.Helper()
+	scheme := k8sruntime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := backstopv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := cluster.Start(t, cluster.Options{
+		CRDDirectoryPaths:     []string{"config/crd/bases"},
+		ControllerManager:     true,
+		Controllers:           controllers,
+		ControllerManagerArgs: []string{"--concurrent-job-syncs=50", "--kube-api-qps=1000", "--kube-api-burst=2000"},
+		Scheme:                scheme,
+	})
+	cfg := rest.CopyConfig(c.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return benchCluster{Cluster: c, cfg: cfg, scheme: scheme, k8s: k8s, cs: cs}
 }
 
 // buildBackstop builds the binary of this tree, as `make build` does, unless

@@ -17,10 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,7 +24,6 @@ import (
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/controllers"
-	"github.com/backstop-io/backstop/test/cluster"
 )
 
 const (
@@ -72,33 +67,12 @@ func TestOperatorSoak(t *testing.T) {
 	defer cancel()
 
 	bin := buildBackstop(ctx, t)
-	scheme := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := backstopv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
 	// The default controllers: the Job controller, and the garbage
 	// collector that removes the Jobs of deleted Backups.
-	c := cluster.Start(t, cluster.Options{
-		CRDDirectoryPaths:     []string{"config/crd/bases"},
-		ControllerManager:     true,
-		ControllerManagerArgs: []string{"--concurrent-job-syncs=50", "--kube-api-qps=1000", "--kube-api-burst=2000"},
-		Scheme:                scheme,
-	})
-	cfg := rest.CopyConfig(c.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	bc := startBenchCluster(t, nil)
+	c, cfg, scheme, k8s := bc.Cluster, bc.cfg, bc.scheme, bc.k8s
 
-	comp := newCompleter(cs, 100_000)
+	comp := newCompleter(bc.cs, 100_000)
 	comp.delay = func(pod *corev1.Pod) time.Duration {
 		if pod.Labels[componentLabel] != "backup-agent" {
 			return 0
