@@ -99,6 +99,35 @@ type Result struct {
 	// StartTime and CompletionTime are RFC 3339 timestamps.
 	StartTime      string `json:"startTime,omitempty"`
 	CompletionTime string `json:"completionTime,omitempty"`
+	// Drill is what a drill found; only drills set it.
+	Drill *DrillReport `json:"drill,omitempty"`
+}
+
+// DrillReport is the outcome of restoring a backup into a throwaway server
+// (or a scratch target) and checking what arrived.
+type DrillReport struct {
+	// Checks run, in order: "integrity", then "tables" (postgres, mysql)
+	// or "files", then each user check by its name. A check that did not
+	// run (an earlier step failed) is left out.
+	Checks []CheckResult `json:"checks"`
+	// RestoreSeconds is the time to restore: from the start of the
+	// download to the restored data being ready, server start included.
+	RestoreSeconds float64 `json:"restoreSeconds,omitempty"`
+	// Tables and Rows restored (postgres, mysql); Files and Bytes (files).
+	Tables int   `json:"tables,omitempty"`
+	Rows   int64 `json:"rows,omitempty"`
+	Files  int64 `json:"files,omitempty"`
+	Bytes  int64 `json:"bytes,omitempty"`
+	// Server describes the throwaway server (e.g. "PostgreSQL 15.14"), or
+	// names the scratch target.
+	Server string `json:"server,omitempty"`
+}
+
+// CheckResult is one check of a drill.
+type CheckResult struct {
+	Name    string `json:"name"`
+	Passed  bool   `json:"passed"`
+	Message string `json:"message,omitempty"`
 }
 
 // MaxResultSize bounds the encoded Result (the kubelet keeps 4096 bytes).

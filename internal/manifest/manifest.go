@@ -62,6 +62,47 @@ type Manifest struct {
 	// was written; absent in artifacts of earlier versions, and for engines
 	// without a check.
 	DumpCheck *DumpCheck `json:"dumpCheck,omitempty"`
+	// Inventory is what the backup counted in its dump as it streamed: the
+	// tables and their rows, or the files. A restore drill checks the
+	// restored data against it. Absent in artifacts of earlier versions.
+	Inventory *Inventory `json:"inventory,omitempty"`
+}
+
+// Inventory is what a dump holds, counted from the dump itself while it
+// streamed (not by querying the source again).
+type Inventory struct {
+	// Tables of a postgres or mysql dump, in dump order, each with the
+	// rows its data section held (0 for a table without data).
+	Tables []TableRows `json:"tables,omitempty"`
+	// Files of a files archive.
+	Files *FileTree `json:"files,omitempty"`
+}
+
+// TableRows is one table of a dump and the rows the dump held for it.
+type TableRows struct {
+	// Database of the table (mysql); empty for postgres, whose dump is of
+	// one database.
+	Database string `json:"database,omitempty"`
+	// Schema of the table (postgres).
+	Schema string `json:"schema,omitempty"`
+	// Name of the table.
+	Name string `json:"name"`
+	// Rows in the dump.
+	Rows int64 `json:"rows"`
+}
+
+// FileTree sums up a files archive so that an extracted copy can be
+// compared with it without holding a list of every file.
+type FileTree struct {
+	// Entries is the number of entries (files, directories, links).
+	Entries int64 `json:"entries"`
+	// Bytes is the sum of the regular files' sizes.
+	Bytes int64 `json:"bytes"`
+	// TreeSHA256 is an order-independent digest of the entries: the hex
+	// sum, modulo 2^256, of the SHA-256 of each entry's description (its
+	// type, path, size, and the SHA-256 of its content or its link
+	// target); the files engine's TreeDigest defines it.
+	TreeSHA256 string `json:"treeSha256"`
 }
 
 // DumpCheck records the completeness check a backup ran on its dump.
