@@ -67,6 +67,17 @@ const (
 	ReasonDeadlineExceeded = "DeadlineExceeded"
 	// ReasonCanceled: the run was interrupted (SIGTERM, SIGINT).
 	ReasonCanceled = "Canceled"
+	// ReasonCheckFailed: a drill restored the backup, but a check of what
+	// arrived failed (a table or file missing or different, a user check
+	// with the wrong result or a query that failed); the report names it.
+	ReasonCheckFailed = "CheckFailed"
+	// ReasonScratchTooSmall: a drill's scratch space cannot hold the
+	// restored data; the message names the size needed.
+	ReasonScratchTooSmall = "ScratchTooSmall"
+	// ReasonDrillServerFailed: a drill's throwaway server did not start, or
+	// no server binary of a major at least the backup's is in the image;
+	// the message carries the server's log tail.
+	ReasonDrillServerFailed = "DrillServerFailed"
 )
 
 // Result is what one agent run reports: a single-line JSON object written to
