@@ -4,9 +4,9 @@ package controllers
 // The manager's permissions, in one place. Secrets are read only: the
 // operator never writes a credential. Jobs and their Pods are how the agent runs.
 //
-// +kubebuilder:rbac:groups=backstop.io,resources=backupstores;backuptargets;backupschedules;backups;restores,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=backstop.io,resources=backupstores/status;backuptargets/status;backupschedules/status;backups/status;restores/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=backstop.io,resources=backups/finalizers;restores/finalizers,verbs=update
+// +kubebuilder:rbac:groups=backstop.io,resources=backupstores;backuptargets;backupschedules;backups;restores;backupdrills,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=backstop.io,resources=backupstores/status;backuptargets/status;backupschedules/status;backups/status;restores/status;backupdrills/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=backstop.io,resources=backups/finalizers;restores/finalizers;backupdrills/finalizers,verbs=update
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get

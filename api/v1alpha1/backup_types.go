@@ -128,6 +128,11 @@ type BackupStatus struct {
 	// message of a failure, for a human.
 	// +optional
 	Message string `json:"message,omitempty"`
+
+	// verification is what the newest finished BackupDrill of this Backup
+	// found; the Verified condition says whether it passed.
+	// +optional
+	Verification *BackupVerification `json:"verification,omitempty"`
 }
 
 // Backup is one backup run and its record. Deleting it deletes its artifact,
@@ -139,6 +144,7 @@ type BackupStatus struct {
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.storedSize`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
 // +kubebuilder:printcolumn:name="Same As",type=string,JSONPath=`.status.sameContentAs`,priority=1
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -85,6 +85,12 @@ type BackupScheduleSpec struct {
 	// jobTemplate overrides parts of the backup Jobs.
 	// +optional
 	JobTemplate *JobTemplate `json:"jobTemplate,omitempty"`
+
+	// drill turns on restore drills of this schedule's Backups: each drill
+	// is a BackupDrill owned by its Backup. Retention never prunes the
+	// newest verified Backup.
+	// +optional
+	Drill *DrillPolicy `json:"drill,omitempty"`
 }
 
 // RetentionPolicy keeps Backups by count and by calendar bucket, like restic's
@@ -156,6 +162,24 @@ type BackupScheduleStatus struct {
 	// +optional
 	LastBackupName string `json:"lastBackupName,omitempty"`
 
+	// lastVerifiedBackup names the newest Backup of this schedule whose
+	// newest drill passed.
+	// +optional
+	LastVerifiedBackup string `json:"lastVerifiedBackup,omitempty"`
+
+	// lastVerifiedTime is when that drill finished.
+	// +optional
+	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+
+	// lastDrillScheduleTime is the newest due time of spec.drill.schedule
+	// handled.
+	// +optional
+	LastDrillScheduleTime *metav1.Time `json:"lastDrillScheduleTime,omitempty"`
+
+	// nextDrillTime is when the next drill of spec.drill.schedule is due.
+	// +optional
+	NextDrillTime *metav1.Time `json:"nextDrillTime,omitempty"`
+
 	// active names the Backups of this schedule that are still running.
 	// +optional
 	// +listType=set
@@ -170,6 +194,7 @@ type BackupScheduleStatus struct {
 // +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.lastScheduleTime`
 // +kubebuilder:printcolumn:name="Next",type=string,JSONPath=`.status.nextScheduleTime`
+// +kubebuilder:printcolumn:name="Last Verified",type=date,JSONPath=`.status.lastVerifiedTime`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -18,6 +18,15 @@ type BackupTargetSpec struct {
 	// files backs up a directory of a PersistentVolumeClaim as a tar stream.
 	// +optional
 	Files *FilesTarget `json:"files,omitempty"`
+
+	// drillChecks are SQL checks every drill of this target's Backups runs
+	// first, before the drill's own: what any good backup of this database
+	// shows (e.g. orders from the last two days). Not allowed on files targets.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	DrillChecks []DrillCheck `json:"drillChecks,omitempty"`
 }
 
 // TLSMode is how the agent secures its database connection.

@@ -12,6 +12,10 @@ const (
 	ConditionStalled = "Stalled"
 	// ConditionEncryptionDisabled is True on a BackupStore that stores plaintext.
 	ConditionEncryptionDisabled = "EncryptionDisabled"
+	// ConditionVerified on a Succeeded Backup: True when its newest finished
+	// BackupDrill passed, False (with the drill's reason) when it failed,
+	// Unknown (NotDrilled) until a drill has finished.
+	ConditionVerified = "Verified"
 )
 
 // Reasons. A condition's reason is also the reason of the event that reports it.
@@ -75,4 +79,17 @@ const (
 	ReasonSuspended = "Suspended"
 	// ReasonPlaintextStorage: the store is configured with encryption none.
 	ReasonPlaintextStorage = "PlaintextStorage"
+	// ReasonNotDrilled: no drill of the Backup has finished yet.
+	ReasonNotDrilled = "NotDrilled"
+	// ReasonDrillPassed: the newest drill of the Backup restored it and every check held.
+	ReasonDrillPassed = "DrillPassed"
+	// ReasonCheckFailed: a drill restored the backup, but a check of what
+	// arrived failed; the drill's checks name it.
+	ReasonCheckFailed = "CheckFailed"
+	// ReasonScratchTooSmall: the drill's scratch space cannot hold the
+	// restored data; the message names the size needed.
+	ReasonScratchTooSmall = "ScratchTooSmall"
+	// ReasonDrillServerFailed: the drill's throwaway server did not start;
+	// the message carries its log tail.
+	ReasonDrillServerFailed = "DrillServerFailed"
 )

@@ -31,3 +31,9 @@ func (in *Restore) GetConditions() []metav1.Condition { return in.Status.Conditi
 
 // SetConditions replaces the conditions of the Restore.
 func (in *Restore) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }
+
+// GetConditions returns the conditions of the BackupDrill.
+func (in *BackupDrill) GetConditions() []metav1.Condition { return in.Status.Conditions }
+
+// SetConditions replaces the conditions of the BackupDrill.
+func (in *BackupDrill) SetConditions(c []metav1.Condition) { in.Status.Conditions = c }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -108,7 +109,7 @@ func TestSamplesAreAccepted(t *testing.T) {
 		}
 		kinds[obj.GetKind()] = true
 	}
-	for _, kind := range []string{"BackupStore", "BackupTarget", "BackupSchedule", "Backup", "Restore"} {
+	for _, kind := range []string{"BackupStore", "BackupTarget", "BackupSchedule", "Backup", "BackupDrill", "Restore"} {
 		if !kinds[kind] {
 			t.Errorf("no accepted sample of kind %s in config/samples", kind)
 		}
@@ -288,6 +289,33 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
   targetRef: {name: t}
   source: {backupRef: {name: b}}
   safetyBackup: {}`, "spec.safetyBackup.enabled: Required value"},
+
+		// BackupDrill
+		{"drill without backup", "BackupDrill", `
+  timeout: 1h`, "spec.backupRef: Required value"},
+		{"two checks of one name", "BackupDrill", `
+  backupRef: {name: b}
+  checks: [{name: rows, sql: "select 1", expect: "1"}, {name: rows, sql: "select 2", expect: "2"}]`, "spec.checks[1]: Duplicate value"},
+		{"a check named as the drill's own", "BackupDrill", `
+  backupRef: {name: b}
+  checks: [{name: integrity, sql: "select 1", expect: "1"}]`, "integrity, tables and files are the names of the drill's own checks"},
+		{"a check name with capitals", "BackupDrill", `
+  backupRef: {name: b}
+  checks: [{name: Rows, sql: "select 1", expect: "1"}]`, "spec.checks[0].name"},
+		{"a check without sql", "BackupDrill", `
+  backupRef: {name: b}
+  checks: [{name: rows, expect: "1"}]`, "spec.checks[0].sql: Required value"},
+		{"drill timeout too short", "BackupDrill", `
+  backupRef: {name: b}
+  timeout: 10s`, "timeout must be between 1m and 168h"},
+		{"drill timeout not a duration", "BackupDrill", `
+  backupRef: {name: b}
+  timeout: soon`, "spec.timeout"},
+		{"drill cron with a time zone", "BackupSchedule", `
+  targetRef: {name: t}
+  storeRef: {name: s}
+  schedule: "@daily"
+  drill: {schedule: "TZ=UTC 0 5 * * 0"}`, "drill.schedule must not carry a time zone"},
 	}
 	if len(cases) < 30 {
 		t.Fatalf("only %d invalid cases", len(cases))
@@ -367,6 +395,26 @@ func TestBackupAndRestoreSpecsAreImmutable(t *testing.T) {
 	err = k8s.Update(ctx, editedRestore)
 	if err == nil || !strings.Contains(err.Error(), "spec is immutable: create a new Restore instead") {
 		t.Fatalf("editing a Restore spec: want an immutability error, got %v", err)
+	}
+
+	drill := &backstopv1alpha1.BackupDrill{
+		ObjectMeta: metav1.ObjectMeta{Name: "d", Namespace: ns},
+		Spec:       backstopv1alpha1.BackupDrillSpec{BackupRef: backstopv1alpha1.LocalObjectReference{Name: "b"}},
+	}
+	if err := k8s.Create(ctx, drill); err != nil {
+		t.Fatal(err)
+	}
+	if drill.Spec.Timeout == nil || drill.Spec.Timeout.Duration != time.Hour {
+		t.Errorf("timeout defaulted to %v, want 1h", drill.Spec.Timeout)
+	}
+	if drill.Spec.ScratchSize == nil || drill.Spec.ScratchSize.String() != "10Gi" {
+		t.Errorf("scratchSize defaulted to %v, want 10Gi", drill.Spec.ScratchSize)
+	}
+	editedDrill := drill.DeepCopy()
+	editedDrill.Spec.BackupRef.Name = "other"
+	err = k8s.Update(ctx, editedDrill)
+	if err == nil || !strings.Contains(err.Error(), "spec is immutable: create a new BackupDrill instead") {
+		t.Fatalf("editing a BackupDrill spec: want an immutability error, got %v", err)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 
 // KindOrder is the order the kinds appear in: where data goes, what is
 // backed up, when, the runs, the restores. Kinds not listed follow, by name.
-var KindOrder = []string{"BackupStore", "BackupTarget", "BackupSchedule", "Backup", "Restore"}
+var KindOrder = []string{"BackupStore", "BackupTarget", "BackupSchedule", "Backup", "BackupDrill", "Restore"}
 
 // CoreType is an embedded Kubernetes type that the reference names and links
 // to instead of expanding its (large) schema.
