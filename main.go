@@ -130,6 +130,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		agentImage           string
 		agentPullPolicy      string
 		concurrency          int
+		maxConcurrentDrills  int
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "Address the metrics endpoint binds to; 0 disables it.")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, behind Kubernetes authentication and authorization.")
@@ -142,6 +143,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&agentImage, "agent-image", controllers.DefaultAgentOptions().Image, "Image of backup and restore Jobs: this operator's own image.")
 	fs.StringVar(&agentPullPolicy, "agent-image-pull-policy", string(corev1.PullIfNotPresent), "Pull policy of the agent image.")
 	fs.IntVar(&concurrency, "concurrency", 2, "How many objects of one kind are reconciled at once.")
+	fs.IntVar(&maxConcurrentDrills, "max-concurrent-drills", 1, "How many restore drill Jobs run at once, in all watched namespaces; the others stay Pending.")
 	opts := zap.Options{}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -189,7 +191,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	agentOpts := controllers.DefaultAgentOptions()
 	agentOpts.Image = agentImage
 	agentOpts.ImagePullPolicy = corev1.PullPolicy(agentPullPolicy)
-	if err := setupControllers(ctx, mgr, controllers.Options{Agent: agentOpts, Concurrency: concurrency}); err != nil {
+	if err := setupControllers(ctx, mgr, controllers.Options{Agent: agentOpts, Concurrency: concurrency, MaxConcurrentDrills: maxConcurrentDrills}); err != nil {
 		log.Error(err, "Unable to set up the controllers")
 		return 1
 	}

@@ -10,6 +10,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -60,6 +61,9 @@ const (
 	opRestore agentOp = "restore"
 	opVerify  agentOp = "verify"
 	opDelete  agentOp = "delete"
+	// opDrill restores into a throwaway server in the pod (or a scratch
+	// target) and checks what arrived.
+	opDrill agentOp = "drill"
 )
 
 // agentJobSpec is everything needed to build one agent Job.
@@ -72,6 +76,12 @@ type agentJobSpec struct {
 	Store        *backstopv1alpha1.BackupStore
 	ArtifactPath string
 	Template     *backstopv1alpha1.JobTemplate
+	// Engine is given when there is no Target (a drill into a throwaway server).
+	Engine string
+	// ScratchSize limits the scratch emptyDir, and is passed to the agent.
+	ScratchSize *resource.Quantity
+	// Env is added to the agent's environment (a drill's checks).
+	Env []corev1.EnvVar
 }
 
 // jobName derives a Job name (at most 63 characters) from an owner's name.
@@ -95,11 +105,24 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 	if s.Op != opDelete {
 		b.flag("scratch-dir", mountScratch)
 		b.addEmptyDir("scratch", mountScratch)
+		if s.ScratchSize != nil {
+			q := s.ScratchSize.DeepCopy()
+			b.volumes[len(b.volumes)-1].EmptyDir.SizeLimit = &q
+			b.flag("scratch-size-limit", strconv.FormatInt(q.Value(), 10))
+		}
 	}
 	b.addEmptyDir("tmp", mountTmp)
-	if s.Target != nil {
+	switch {
+	case s.Target != nil:
+		if s.Op == opDrill {
+			// A drill into a scratch target: no server is started.
+			b.args = append(b.args, "--into-target")
+		}
 		b.addTarget(s.Target, s.Op)
+	case s.Engine != "":
+		b.flag("engine", s.Engine)
 	}
+	b.env = append(b.env, s.Env...)
 	b.addStore(s.Store, s.Op)
 
 	tmpl := s.Template
@@ -287,8 +310,8 @@ func (b *podBuilder) addTarget(t *backstopv1alpha1.BackupTarget, op agentOp) {
 	case t.Spec.Files != nil:
 		// A restore swaps directories inside the claim, so the claim's root
 		// is mounted and the path is given to the agent. Only a restore
-		// may write to it.
-		b.addClaim("data", t.Spec.Files.ClaimName, "", mountData, op != opRestore)
+		// (or a drill into a scratch target) may write to it.
+		b.addClaim("data", t.Spec.Files.ClaimName, "", mountData, op != opRestore && op != opDrill)
 		b.flag("path", path.Join(mountData, t.Spec.Files.Path))
 	}
 	if conn == nil {

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -50,6 +51,14 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backstopv1alpha1.Backup{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&batchv1.Job{}).
+		// A drill that ends changes the Verified condition of its Backup.
+		Watches(&backstopv1alpha1.BackupDrill{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+			dr, ok := o.(*backstopv1alpha1.BackupDrill)
+			if !ok {
+				return nil
+			}
+			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: dr.Namespace, Name: dr.Spec.BackupRef.Name}}}
+		}), builder.WithPredicates(drillEnded())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backup").
 		Complete(r)
@@ -71,9 +80,10 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			return ctrl.Result{}, err
 		}
 	}
-	// A finished Backup is a record; nothing changes it again.
+	// A finished Backup is a record; nothing changes it again but what its
+	// drills found.
 	if isFinal(bk.Status.Phase) {
-		return ctrl.Result{}, nil
+		return r.reconcileVerification(ctx, bk)
 	}
 
 	before := readySnapshot(bk)
@@ -243,6 +253,7 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 	bk.Status.CompletionTime = &now
 	bk.Status.Reason, bk.Status.Message = "", ""
 	bk.Status.ContentSHA256 = res.ContentSHA256
+	conditions.Set(bk, backstopv1alpha1.ConditionVerified, metav1.ConditionUnknown, backstopv1alpha1.ReasonNotDrilled, notDrilledMessage)
 	same := ""
 	if prev, err := r.previousSuccess(ctx, bk); err != nil {
 		return ctrl.Result{}, err

@@ -87,7 +87,7 @@ func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return nil
 			}
 			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.ScheduleRef.Name}}}
-		}), builder.WithPredicates(backupPhaseChanged())).
+		}), builder.WithPredicates(backupChangedForSchedule())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backupschedule").
 		Complete(r)
@@ -160,7 +160,14 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// the reconcile runs again, on a newer read.
 	patch := newStatusPatch(bs, client.MergeFromWithOptimisticLock{})
 	var pending []scheduleEvent
+	var nextDrill time.Time
 	defer func() {
+		if !nextDrill.IsZero() && err == nil {
+			// Wake for the next drill too, a little past its due time.
+			if wait := nextDrill.Sub(now) + 100*time.Millisecond; result.RequeueAfter == 0 || wait < result.RequeueAfter {
+				result.RequeueAfter = max(wait, 100*time.Millisecond)
+			}
+		}
 		var interval time.Duration
 		if perr == nil { // the parse error; perr below is the patch's
 			interval = sched.ExpectedInterval(now)
@@ -202,7 +209,11 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		}
 	}
 	active := r.updateHistory(bs, backups)
+	recordVerified(bs, backups)
 	if err := r.prune(ctx, bs, backups, sched.Location()); err != nil {
+		return ctrl.Result{}, err
+	}
+	if nextDrill, err = r.drills(ctx, bs, backups, now, &pending); err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -507,6 +518,7 @@ func (r *BackupScheduleReconciler) prune(ctx context.Context, bs *backstopv1alph
 			Succeeded: bk.Status.Phase == backstopv1alpha1.BackupSucceeded,
 			Failed:    bk.Status.Phase == backstopv1alpha1.BackupFailed,
 			Running:   !isFinal(bk.Status.Phase),
+			Verified:  bk.Status.Phase == backstopv1alpha1.BackupSucceeded && isVerified(bk),
 		})
 	}
 	plan := retention.Apply(entries, bs.Spec.Retention, loc)

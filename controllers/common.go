@@ -24,6 +24,8 @@ const (
 	LabelBackup = "backstop.io/backup"
 	// LabelRestore names the Restore a Job runs.
 	LabelRestore = "backstop.io/restore"
+	// LabelDrill names the BackupDrill a Job runs.
+	LabelDrill = "backstop.io/drill"
 	// LabelComponent is backup-agent or restore-agent on Jobs and Pods.
 	LabelComponent = "app.kubernetes.io/component"
 	// LabelManagedBy marks everything Backstop creates.
@@ -40,6 +42,7 @@ const (
 const (
 	indexTargetName   = ".spec.targetRef.name"
 	indexScheduleName = ".spec.scheduleRef.name"
+	indexBackupName   = ".spec.backupRef.name"
 )
 
 // userError is a problem only the user can fix: a missing Secret, a bad key.

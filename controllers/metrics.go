@@ -68,6 +68,19 @@ var (
 		Name: "backstop_schedule_suspended",
 		Help: "1 if a schedule is suspended, 0 if not.",
 	}, []string{"namespace", "schedule"})
+	drillsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "backstop_drills_total",
+		Help: "Restore drills finished, by result (Succeeded or Failed) and reason.",
+	}, []string{"namespace", "result", "reason"})
+	drillDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "backstop_drill_duration_seconds",
+		Help:    "Time to restore measured by drills: from the start of the download to the restored data being ready, server start included.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 16),
+	}, []string{"namespace", "result"})
+	backupVerified = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "backstop_backup_verified_timestamp_seconds",
+		Help: "When the drill of the newest verified backup of a schedule finished; the schedule's creation time until one has. Only schedules with spec.drill have a series.",
+	}, []string{"namespace", "schedule"})
 	storeReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "backstop_store_ready",
 		Help: "1 if a store passed its last probe (Ready), 0 if not; reason is the Ready condition's reason.",
@@ -77,7 +90,7 @@ var (
 func init() {
 	metrics.Registry.MustRegister(backupsTotal, backupLastSuccess, backupDuration, backupStoredBytes, backupsUnchanged,
 		restoresTotal, restoreLastSuccess, restoreDuration, scheduleNextRun, scheduleExpectedInterval, scheduleLastSuccess,
-		scheduleReady, scheduleSuspended, storeReady)
+		scheduleReady, scheduleSuspended, storeReady, drillsTotal, drillDuration, backupVerified)
 }
 
 func recordBackupMetrics(bk *backstopv1alpha1.Backup) {
@@ -118,6 +131,15 @@ func recordScheduleMetrics(bs *backstopv1alpha1.BackupSchedule, interval time.Du
 		}
 	}
 	scheduleLastSuccess.WithLabelValues(bs.Namespace, bs.Name).Set(float64(last.Unix()))
+	if bs.Spec.Drill != nil {
+		verified := bs.CreationTimestamp.Time
+		if bs.Status.LastVerifiedTime != nil && bs.Status.LastVerifiedTime.After(verified) {
+			verified = bs.Status.LastVerifiedTime.Time
+		}
+		backupVerified.WithLabelValues(bs.Namespace, bs.Name).Set(float64(verified.Unix()))
+	} else {
+		backupVerified.DeleteLabelValues(bs.Namespace, bs.Name)
+	}
 	recordReady(scheduleReady, "schedule", bs)
 	suspended := 0.0
 	if bs.Spec.Suspend {
@@ -134,7 +156,7 @@ func recordScheduleMetrics(bs *backstopv1alpha1.BackupSchedule, interval time.Du
 // forgetSchedule drops the series of a deleted schedule.
 func forgetSchedule(namespace, name string) {
 	l := prometheus.Labels{"namespace": namespace, "schedule": name}
-	for _, g := range []*prometheus.GaugeVec{scheduleNextRun, scheduleExpectedInterval, scheduleLastSuccess, scheduleReady, scheduleSuspended} {
+	for _, g := range []*prometheus.GaugeVec{scheduleNextRun, scheduleExpectedInterval, scheduleLastSuccess, scheduleReady, scheduleSuspended, backupVerified} {
 		g.DeletePartialMatch(l)
 	}
 }
@@ -153,5 +175,13 @@ func recordRestoreMetrics(rs *backstopv1alpha1.Restore) {
 	}
 	if rs.Status.Phase == backstopv1alpha1.RestoreSucceeded && rs.Status.CompletionTime != nil {
 		restoreLastSuccess.WithLabelValues(rs.Namespace, target).Set(float64(rs.Status.CompletionTime.Unix()))
+	}
+}
+
+func recordDrillMetrics(dr *backstopv1alpha1.BackupDrill) {
+	result := string(dr.Status.Phase)
+	drillsTotal.WithLabelValues(dr.Namespace, result, dr.Status.Reason).Inc()
+	if d := dr.Status.RestoreDuration; d != nil {
+		drillDuration.WithLabelValues(dr.Namespace, result).Observe(d.Seconds())
 	}
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -51,4 +52,54 @@ func restoreEnded() predicate.Predicate {
 			return ok1 && ok2 && !restoreFinal(oldRs.Status.Phase) && restoreFinal(newRs.Status.Phase)
 		},
 	}
+}
+
+// drillEnded passes a BackupDrill that is, or just became, finished, and
+// one deleted.
+func drillEnded() predicate.Predicate {
+	ended := func(o any) bool {
+		dr, ok := o.(*backstopv1alpha1.BackupDrill)
+		return ok && drillFinal(dr.Status.Phase)
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return ended(e.Object) },
+		DeleteFunc:  func(event.DeleteEvent) bool { return true },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !ended(e.ObjectOld) && ended(e.ObjectNew)
+		},
+	}
+}
+
+// backupChangedForSchedule passes what backupPhaseChanged passes, and a
+// change of a Backup's Verified condition: a schedule shows its newest
+// verified Backup, and retention keeps it.
+func backupChangedForSchedule() predicate.Predicate {
+	phase := backupPhaseChanged()
+	return predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			if phase.Update(e) {
+				return true
+			}
+			oldBk, ok1 := e.ObjectOld.(*backstopv1alpha1.Backup)
+			newBk, ok2 := e.ObjectNew.(*backstopv1alpha1.Backup)
+			if !ok1 || !ok2 {
+				return true
+			}
+			return verifiedKey(oldBk) != verifiedKey(newBk)
+		},
+	}
+}
+
+// verifiedKey sums up a Backup's Verified condition and the drill it comes from.
+func verifiedKey(bk *backstopv1alpha1.Backup) string {
+	c := meta.FindStatusCondition(bk.Status.Conditions, backstopv1alpha1.ConditionVerified)
+	if c == nil {
+		return ""
+	}
+	key := string(c.Status) + "/" + c.Reason
+	if v := bk.Status.Verification; v != nil {
+		key += "/" + v.DrillName
+	}
+	return key
 }

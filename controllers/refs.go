@@ -15,7 +15,7 @@ import (
 )
 
 // indexSpecRefs indexes Backups and Restores by target, so that a backup and
-// a restore of the same target never run at once.
+// a restore of the same target never run at once, and BackupDrills by Backup.
 func indexSpecRefs(ctx context.Context, idx client.FieldIndexer) error {
 	if err := idx.IndexField(ctx, &backstopv1alpha1.Backup{}, indexTargetName, func(o client.Object) []string {
 		return []string{o.(*backstopv1alpha1.Backup).Spec.TargetRef.Name}
@@ -27,6 +27,11 @@ func indexSpecRefs(ctx context.Context, idx client.FieldIndexer) error {
 			return []string{ref.Name}
 		}
 		return nil
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &backstopv1alpha1.BackupDrill{}, indexBackupName, func(o client.Object) []string {
+		return []string{o.(*backstopv1alpha1.BackupDrill).Spec.BackupRef.Name}
 	}); err != nil {
 		return err
 	}

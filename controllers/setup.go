@@ -18,6 +18,8 @@ type Options struct {
 	ScheduleResync time.Duration
 	// Concurrency is how many objects of one kind are reconciled at once. Default 2.
 	Concurrency int
+	// MaxConcurrentDrills is how many drill Jobs run at once. Default 1.
+	MaxConcurrentDrills int
 }
 
 // SetupAll registers the field indexes and one reconciler per kind.
@@ -42,6 +44,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 		&BackupScheduleReconciler{Client: c, APIReader: reader, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock, Resync: opts.ScheduleResync},
 		&BackupReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
 		&RestoreReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
+		&BackupDrillReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent, MaxConcurrentDrills: opts.MaxConcurrentDrills},
 	}
 	for _, s := range setups {
 		if err := s.SetupWithManager(mgr); err != nil {

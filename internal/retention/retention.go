@@ -27,6 +27,9 @@ type Entry struct {
 	Succeeded bool
 	Failed    bool
 	Running   bool
+	// Verified: the Backup's newest drill passed. The newest verified
+	// successful entry is always kept, beside the newest successful one.
+	Verified bool
 }
 
 // Reason says why an entry is kept.
@@ -35,6 +38,11 @@ type Reason string
 const (
 	// ReasonNewest keeps the newest successful Backup, whatever the policy.
 	ReasonNewest Reason = "newest"
+	// ReasonNewestVerified keeps the newest verified Backup (its newest
+	// drill passed), whatever the policy: a newer Backup that is not
+	// verified yet, or failed its drill, never leaves a schedule without a
+	// Backup proven to restore.
+	ReasonNewestVerified Reason = "newest-verified"
 	// ReasonLast keeps one of the keepLast newest successful Backups.
 	ReasonLast Reason = "last"
 	// ReasonHourly keeps the newest successful Backup of one of the keepHourly newest hours.
@@ -77,7 +85,8 @@ type Result struct {
 // Successful entries, newest first: keepLast keeps the newest N; keepHourly
 // keeps the newest entry of each of the newest N hours that have one, and so
 // on for days, ISO weeks, months and years. An entry is kept if any rule keeps
-// it, and the newest successful entry is always kept. As with restic, a policy
+// it, and the newest successful entry is always kept, and so is the newest
+// verified one. As with restic, a policy
 // without a keep rule above zero keeps every successful entry.
 //
 // Failed entries: the newest failedHistoryLimit are kept, older ones deleted.
@@ -113,7 +122,7 @@ func Apply(entries []Entry, policy *v1alpha1.RetentionPolicy, loc *time.Location
 	}
 
 	var res Result
-	newestSeen := false
+	newestSeen, newestVerifiedSeen := false, false
 	for _, e := range sorted {
 		var reasons []Reason
 		switch {
@@ -123,6 +132,10 @@ func Apply(entries []Entry, policy *v1alpha1.RetentionPolicy, loc *time.Location
 			if !newestSeen {
 				newestSeen = true
 				reasons = append(reasons, ReasonNewest)
+			}
+			if e.Verified && !newestVerifiedSeen {
+				newestVerifiedSeen = true
+				reasons = append(reasons, ReasonNewestVerified)
 			}
 			if !anyRule {
 				reasons = append(reasons, ReasonNoKeepRule)
