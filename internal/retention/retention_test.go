@@ -342,6 +342,7 @@ func TestRetention_Invariants(t *testing.T) {
 				e.Running = true
 			default:
 				e.Succeeded = true
+				e.Verified = rng.Intn(4) == 0
 			}
 			entries = append(entries, e)
 		}
@@ -361,11 +362,14 @@ func TestRetention_Invariants(t *testing.T) {
 		if len(res.Delete)+len(res.Keep) != len(entries) || len(deleted) != len(res.Delete) {
 			t.Fatalf("case %d: %d deleted + %d kept for %d entries", i, len(res.Delete), len(res.Keep), len(entries))
 		}
-		var newest *Entry
+		var newest, newestVerified *Entry
 		failures := 0
 		for k, e := range entries {
 			if e.Succeeded && (newest == nil || e.Time.After(newest.Time)) {
 				newest = &entries[k]
+			}
+			if e.Succeeded && e.Verified && (newestVerified == nil || e.Time.After(newestVerified.Time)) {
+				newestVerified = &entries[k]
 			}
 			if e.Running && deleted[e.Name] {
 				t.Errorf("case %d: running %s deleted", i, e.Name)
@@ -376,6 +380,9 @@ func TestRetention_Invariants(t *testing.T) {
 		}
 		if newest != nil && deleted[newest.Name] {
 			t.Errorf("case %d: newest success %s deleted", i, newest.Name)
+		}
+		if newestVerified != nil && deleted[newestVerified.Name] {
+			t.Errorf("case %d: newest verified %s deleted", i, newestVerified.Name)
 		}
 		limit := DefaultFailedHistoryLimit
 		if policy != nil && policy.FailedHistoryLimit != nil {
@@ -389,5 +396,31 @@ func TestRetention_Invariants(t *testing.T) {
 				t.Errorf("case %d: %s kept without a reason", i, k.Name)
 			}
 		}
+	}
+}
+
+// TestRetention_KeepsNewestVerified: keepLast 1 with a newer Backup not
+// verified (or whose drill failed) keeps the newest verified one too, and
+// prunes what is older; once the newest is verified, the older verified
+// one goes.
+func TestRetention_KeepsNewestVerified(t *testing.T) {
+	d := func(h int) time.Time { return utc(2026, time.March, 2, h, 0) }
+	verified := func(t time.Time) Entry { e := ok(t); e.Verified = true; return e }
+	policy := &v1alpha1.RetentionPolicy{KeepLast: i32(1)}
+
+	res := Apply([]Entry{verified(d(1)), verified(d(2)), ok(d(3)), ok(d(4))}, policy, nil)
+	if diff := cmp.Diff(kept(d(4), r(ReasonNewest, ReasonLast), d(2), r(ReasonNewestVerified)), res.Keep); diff != "" {
+		t.Errorf("keep (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(names(d(3), d(1)), res.Delete); diff != "" {
+		t.Errorf("delete (-want +got):\n%s", diff)
+	}
+
+	res = Apply([]Entry{verified(d(1)), verified(d(2)), ok(d(3)), verified(d(4))}, policy, nil)
+	if diff := cmp.Diff(kept(d(4), r(ReasonNewest, ReasonNewestVerified, ReasonLast)), res.Keep); diff != "" {
+		t.Errorf("keep (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(names(d(3), d(2), d(1)), res.Delete); diff != "" {
+		t.Errorf("delete (-want +got):\n%s", diff)
 	}
 }
