@@ -36,6 +36,9 @@ func newBackupReconciler(t *testing.T, objs ...client.Object) *BackupReconciler 
 		WithStatusSubresource(&backstopv1alpha1.Backup{}, &backstopv1alpha1.Restore{}, &backstopv1alpha1.BackupStore{}, &backstopv1alpha1.BackupTarget{}).
 		WithIndex(&backstopv1alpha1.Backup{}, indexTargetName, targetIndex).
 		WithIndex(&backstopv1alpha1.Restore{}, indexTargetName, targetIndex).
+		WithIndex(&backstopv1alpha1.BackupDrill{}, indexBackupName, func(o client.Object) []string {
+			return []string{o.(*backstopv1alpha1.BackupDrill).Spec.BackupRef.Name}
+		}).
 		WithObjects(objs...).Build()
 	return &BackupReconciler{Client: c, APIReader: c, Recorder: events.NewFakeRecorder(100),
 		Clock: clocktesting.NewFakeClock(time.Now()), Agent: DefaultAgentOptions()}
