@@ -71,7 +71,7 @@ func alertNames(t *testing.T, pr *unstructured.Unstructured) map[string]map[stri
 }
 
 var allAlerts = []string{"BackstopBackupFailed", "BackstopBackupMissing", "BackstopStoreUnavailable",
-	"BackstopRestoreFailed", "BackstopScheduleStalled", "BackstopScheduleSuspended"}
+	"BackstopRestoreFailed", "BackstopDrillFailed", "BackstopBackupNotVerified", "BackstopScheduleStalled", "BackstopScheduleSuspended"}
 
 // TestAlerts_PromtoolRuleTests runs the rules the chart renders through
 // promtool: each alert fires on series shaped like the operator's metrics
