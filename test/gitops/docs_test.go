@@ -27,8 +27,8 @@ func TestArgoCDHealth_Documented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 5 {
-		t.Errorf("%d health checks, want one per kind (5)", len(files))
+	if len(files) != 6 {
+		t.Errorf("%d health checks, want one per kind (6)", len(files))
 	}
 	for _, f := range files {
 		kind := strings.TrimSuffix(filepath.Base(f), ".lua")
@@ -92,7 +92,7 @@ func TestGitOpsDoc_YAML(t *testing.T) {
 			}
 		}
 	}
-	if found != 5 {
-		t.Errorf("argocd-cm holds %d health checks, want 5", found)
+	if found != 6 {
+		t.Errorf("argocd-cm holds %d health checks, want 6", found)
 	}
 }

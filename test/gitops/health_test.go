@@ -129,6 +129,9 @@ func kinds() []struct {
 		{"Backup", runPhases(func(o conditions.Object, p string) {
 			setPhase(&o.(*backstopv1alpha1.Backup).Status.Phase, backstopv1alpha1.BackupPhase(p))
 		}, []string{"Running"})},
+		{"BackupDrill", runPhases(func(o conditions.Object, p string) {
+			setPhase(&o.(*backstopv1alpha1.BackupDrill).Status.Phase, backstopv1alpha1.DrillPhase(p))
+		}, []string{"Running"})},
 		{"Restore", runPhases(func(o conditions.Object, p string) {
 			setPhase(&o.(*backstopv1alpha1.Restore).Status.Phase, backstopv1alpha1.RestorePhase(p))
 		}, []string{"Verifying", "Restoring"})},
@@ -148,6 +151,8 @@ func setObservedGeneration(obj conditions.Object) {
 	case *backstopv1alpha1.Backup:
 		o.Status.ObservedGeneration = g
 	case *backstopv1alpha1.Restore:
+		o.Status.ObservedGeneration = g
+	case *backstopv1alpha1.BackupDrill:
 		o.Status.ObservedGeneration = g
 	default:
 		panic(fmt.Sprintf("%T", obj))
