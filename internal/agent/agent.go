@@ -511,6 +511,9 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if m.DumpCheck != nil {
 			fmt.Fprintf(stdout, "    dump complete:    %s\n", m.DumpCheck.Method)
 		}
+		if inv := m.Inventory; inv != nil {
+			fmt.Fprintf(stdout, "    inventory:        %s\n", inventoryLine(inv))
+		}
 		return 0
 	}
 
@@ -559,4 +562,17 @@ func writeFileAtomic(path string, r io.Reader) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// inventoryLine sums up an inventory for `verify`: "3 tables, 1200 rows" or
+// "12 files, 4096 bytes" (entries of every kind, bytes of regular files).
+func inventoryLine(inv *manifest.Inventory) string {
+	if f := inv.Files; f != nil {
+		return fmt.Sprintf("%d files, %d bytes", f.Entries, f.Bytes)
+	}
+	var rows int64
+	for _, t := range inv.Tables {
+		rows += t.Rows
+	}
+	return fmt.Sprintf("%d tables, %d rows", len(inv.Tables), rows)
 }

@@ -98,6 +98,7 @@ func init() {
 	engine.Register(Name, func(o engine.Options) (engine.Engine, error) { return New(o) })
 	engine.RegisterDumpCheck(Name, func() engine.DumpCheck { return &DumpCheck{} })
 	engine.RegisterContentFilter(Name, NewContentFilter)
+	engine.RegisterInventory(Name, func() engine.Inventory { return NewInventory() })
 }
 
 // NewContentFilter passes a dump to w without mariadb-dump's completion
