@@ -267,7 +267,7 @@ func (c *Inventory) endLine() {
 	}
 }
 
-// backquoted reads a `name` with `` for a backquote from the start of s.
+// backquoted reads a `name` with “ for a backquote from the start of s.
 func backquoted(s []byte) (string, []byte, bool) {
 	if len(s) == 0 || s[0] != '`' {
 		return "", nil, false
