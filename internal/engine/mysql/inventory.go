@@ -267,7 +267,8 @@ func (c *Inventory) endLine() {
 	}
 }
 
-// backquoted reads a `name` with “ for a backquote from the start of s.
+// backquoted reads a backquoted name (a doubled backquote stands for
+// one) from the start of s.
 func backquoted(s []byte) (string, []byte, bool) {
 	if len(s) == 0 || s[0] != '`' {
 		return "", nil, false

@@ -154,7 +154,7 @@ SELECT pg_catalog.setval('"public"."s"', 1, false);
 	})
 }
 
-// E” strings keep backslash escapes, also after a doubled quote; $1 is
+// Strings with an E prefix keep backslash escapes, also after a doubled quote; $1 is
 // not a dollar quote.
 func TestInventory_Lexer(t *testing.T) {
 	dump := "SELECT E'a\\'b'';\nCREATE TABLE \"x\".\"no1\" (a int);\n';\n" +
