@@ -144,7 +144,7 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 			err := d.srv.start(cred, dir, filepath.Join(bin, "postgres"), "-D", data, "-k", sock,
 				"-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off",
 				"-c", "synchronous_commit=off", "-c", "wal_level=minimal", "-c", "max_wal_senders=0",
-				"-c", "max_wal_size=4GB", "-c", "dynamic_shared_memory_type=mmap", "-c", "max_connections=10",
+				"-c", "max_wal_size=4GB", "-c", "dynamic_shared_memory_type=mmap", "-c", "max_connections=10", "-c", "jit=off",
 				"-c", "logging_collector=off", "-c", "log_min_messages=warning")
 			if err != nil {
 				return err
