@@ -181,6 +181,7 @@ func Backup(ctx context.Context, o BackupOptions) (*manifest.Manifest, error) {
 		BackstopVersion: o.Version,
 		DumpCheck:       out.check,
 		ContentSHA256:   out.content,
+		Inventory:       out.inventory,
 	}
 	if m.ContentSHA256 == "" {
 		// The engine's dumps hold no per-run lines: the content is the dump.
@@ -255,15 +256,18 @@ func stream(ctx context.Context, o BackupOptions, level int, dataKey string) (pl
 }
 
 // produced is what a dump yields besides its bytes: the record of its
-// completeness check, and its content digest when the engine leaves lines
-// out of it ("" when the digest is the plaintext's SHA-256).
+// completeness check, its content digest when the engine leaves lines out
+// of it ("" when the digest is the plaintext's SHA-256), and its inventory
+// (nil for an engine without one).
 type produced struct {
-	check   *manifest.DumpCheck
-	content string
+	check     *manifest.DumpCheck
+	content   string
+	inventory *manifest.Inventory
 }
 
 // produce dumps through compression and encryption into out, feeding the
-// plaintext hash and the engine's completeness check. A dump found
+// plaintext hash, the engine's completeness check, content filter and
+// inventory counter. A dump found
 // incomplete fails before the compressed stream is closed, so the upload
 // reads an error, never a clean end.
 func produce(ctx context.Context, o BackupOptions, level int, out io.Writer, plainSink io.Writer) (produced, error) {
@@ -292,6 +296,11 @@ func produce(ctx context.Context, o BackupOptions, level int, out io.Writer, pla
 	if filter != nil {
 		sinks = append(sinks, filter)
 	}
+	inv := engine.NewInventory(o.Engine.Name())
+	if inv != nil {
+		defer inv.Close()
+		sinks = append(sinks, inv)
+	}
 	dumpErr := o.Engine.Dump(ctx, io.MultiWriter(sinks...))
 	if dumpErr != nil {
 		abort()
@@ -310,6 +319,12 @@ func produce(ctx context.Context, o BackupOptions, level int, out io.Writer, pla
 	if filter != nil {
 		_ = filter.Close() // it writes to a hash, which cannot fail
 		res.content = content.sum()
+	}
+	if inv != nil {
+		if res.inventory, err = inv.Result(); err != nil {
+			abort()
+			return produced{}, withReason(ReasonDumpIncomplete, fmt.Errorf("the %s dump tool reported success, but %w; nothing was stored", o.Engine.Name(), err))
+		}
 	}
 	if err := comp.Close(); err != nil {
 		return produced{}, withReason(ReasonDumpFailed, fmt.Errorf("compressing: %w", err))

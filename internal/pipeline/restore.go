@@ -189,6 +189,23 @@ func sizeWord(got, want int64) string {
 	return fmt.Sprintf("%d", got)
 }
 
+// ReadManifest reads and checks an artifact's manifest from the store, as
+// Fetch does first: a drill reads it to size its scratch space before
+// anything is downloaded.
+func ReadManifest(ctx context.Context, o ReadOptions) (*manifest.Manifest, error) {
+	if o.Store == nil {
+		return nil, errorf(ReasonInvalidInput, "no store given")
+	}
+	if err := checkArtifactPath(o.ArtifactPath); err != nil {
+		return nil, err
+	}
+	m, err := readManifest(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return m, checkManifest(m, o)
+}
+
 func readManifest(ctx context.Context, o ReadOptions) (*manifest.Manifest, error) {
 	key := ManifestKey(o.ArtifactPath)
 	rc, err := o.Store.Get(ctx, key)
@@ -256,6 +273,15 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 	if filter != nil && m.ContentSHA256 != "" {
 		sinks = append(sinks, filter)
 	}
+	// The inventory is counted again and compared with the manifest's,
+	// which a restore drill trusts as the list of what must be restored.
+	var inv engine.Inventory
+	if m.Inventory != nil {
+		if inv = engine.NewInventory(m.Engine); inv != nil {
+			defer inv.Close()
+			sinks = append(sinks, inv)
+		}
+	}
 	_, err = io.Copy(io.MultiWriter(sinks...), ctxReader{ctx, r})
 	prog.stop()
 	if err != nil {
@@ -279,6 +305,15 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 		}
 		if got != m.ContentSHA256 {
 			return errorf(ReasonIntegrityMismatch, "the content digest of %s is %s, the manifest says %s", m.DataObject, got, m.ContentSHA256)
+		}
+	}
+	if inv != nil {
+		got, err := inv.Result()
+		if err != nil {
+			return withReason(ReasonIntegrityMismatch, fmt.Errorf("counting the inventory of %s: %w", m.DataObject, err))
+		}
+		if diff := inventoryDiff(m.Inventory, got); diff != "" {
+			return errorf(ReasonIntegrityMismatch, "the inventory of %s differs from the manifest's: %s", m.DataObject, diff)
 		}
 	}
 	return nil

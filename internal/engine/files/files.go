@@ -87,6 +87,7 @@ const (
 func init() {
 	engine.Register(Name, func(o engine.Options) (engine.Engine, error) { return New(o) })
 	engine.RegisterDumpCheck(Name, func() engine.DumpCheck { return newDumpCheck() })
+	engine.RegisterInventory(Name, func() engine.Inventory { return NewInventory() })
 }
 
 // Engine backs up and restores the directory at Options.Path.
@@ -183,8 +184,7 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if rel != "." && !strings.Contains(rel, "/") &&
-			(strings.HasPrefix(rel, stagingPrefix) || strings.HasPrefix(rel, oldPrefix)) {
+		if workEntry(rel) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -207,6 +207,14 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 		return engine.WithReason(engine.ReasonDumpFailed, fmt.Errorf("files: writing the archive: %w", err))
 	}
 	return nil
+}
+
+// workEntry tells whether rel (slash-separated, relative to the root) is a
+// restore's staging or old directory at the top of the tree, which a dump
+// leaves out.
+func workEntry(rel string) bool {
+	return rel != "." && !strings.Contains(rel, "/") &&
+		(strings.HasPrefix(rel, stagingPrefix) || strings.HasPrefix(rel, oldPrefix))
 }
 
 func writeEntry(tw *tar.Writer, p, rel string, fi fs.FileInfo, links map[[2]uint64]string, buf []byte, counts *dumpCounts) error {

@@ -98,6 +98,7 @@ func init() {
 	engine.Register(Name, func(o engine.Options) (engine.Engine, error) { return New(o) })
 	engine.RegisterDumpCheck(Name, func() engine.DumpCheck { return &DumpCheck{} })
 	engine.RegisterContentFilter(Name, NewContentFilter)
+	engine.RegisterInventory(Name, func() engine.Inventory { return NewInventory() })
 }
 
 // NewContentFilter passes a dump to w without mariadb-dump's completion
@@ -228,6 +229,13 @@ func (e *Engine) exec(ctx context.Context, db, sql, fallback string) (string, er
 		return "", classify(ctx, "mariadb", err, stderr.String(), fallback)
 	}
 	return strings.TrimSuffix(out.String(), "\n"), nil
+}
+
+// Query runs SQL in database db ("" for none) and returns its output: one
+// line per row, columns separated by tabs. A restore drill checks the
+// restored data with it.
+func (e *Engine) Query(ctx context.Context, db, sql string) (string, error) {
+	return e.exec(ctx, db, sql, engine.ReasonRestoreFailed)
 }
 
 // Check implements engine.Engine.

@@ -67,6 +67,7 @@ func init() {
 	engine.Register(Name, func(o engine.Options) (engine.Engine, error) { return New(o) })
 	engine.RegisterDumpCheck(Name, func() engine.DumpCheck { return &DumpCheck{} })
 	engine.RegisterContentFilter(Name, NewContentFilter)
+	engine.RegisterInventory(Name, func() engine.Inventory { return NewInventory() })
 }
 
 // NewContentFilter passes a dump to w without the two lines that pg_dump
@@ -218,6 +219,13 @@ func (e *Engine) query(ctx context.Context, sql string, fallback string) (string
 		return "", classify(ctx, "psql", err, stderr.String(), fallback)
 	}
 	return strings.TrimSpace(out.String()), nil
+}
+
+// Query runs one SQL statement in the engine's database and returns its
+// output: one line per row, columns separated by "|". A restore drill
+// checks the restored data with it.
+func (e *Engine) Query(ctx context.Context, sql string) (string, error) {
+	return e.query(ctx, sql, engine.ReasonRestoreFailed)
 }
 
 // Check implements engine.Engine: connect and SELECT 1.
