@@ -291,7 +291,7 @@ func TestInstall_OnAPIServer(t *testing.T) {
 				t.Errorf("%s %s/%s not on the server after apply (%v)", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 			}
 		}
-		if len(Filter(apply, "Deployment")) != 1 || len(Filter(apply, "CustomResourceDefinition")) != 5 {
+		if len(Filter(apply, "Deployment")) != 1 || len(Filter(apply, "CustomResourceDefinition")) != 6 {
 			t.Fatalf("applied %q", Keys(apply))
 		}
 		// The operator's pod passes the restricted Pod Security Standard:
