@@ -73,7 +73,8 @@ type BackupScheduleSpec struct {
 	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
 
 	// retention prunes older Backups of this schedule. The newest successful
-	// Backup is never pruned.
+	// Backup is never pruned, nor the newest verified one (its newest drill
+	// passed).
 	// +optional
 	Retention *RetentionPolicy `json:"retention,omitempty"`
 

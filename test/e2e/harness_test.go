@@ -333,7 +333,7 @@ func (e *env) eventReasons(t *testing.T, ns, name string) []string {
 }
 
 func (e *env) dumpNamespace(t *testing.T, ns string) {
-	for _, l := range []client.ObjectList{&backstopv1alpha1.BackupStoreList{}, &backstopv1alpha1.BackupTargetList{}, &backstopv1alpha1.BackupScheduleList{}, &backstopv1alpha1.BackupList{}, &backstopv1alpha1.RestoreList{}, &batchv1.JobList{}} {
+	for _, l := range []client.ObjectList{&backstopv1alpha1.BackupStoreList{}, &backstopv1alpha1.BackupTargetList{}, &backstopv1alpha1.BackupScheduleList{}, &backstopv1alpha1.BackupList{}, &backstopv1alpha1.BackupDrillList{}, &backstopv1alpha1.RestoreList{}, &batchv1.JobList{}} {
 		if err := e.k8s.List(context.Background(), l, client.InNamespace(ns)); err == nil {
 			t.Logf("%T in %s:\n%s", l, ns, summarize(l))
 		}
@@ -352,6 +352,10 @@ func summarize(l client.ObjectList) string {
 	case *backstopv1alpha1.BackupList:
 		for _, o := range l.Items {
 			fmt.Fprintf(&b, "  %s phase=%s reason=%s msg=%s conds=%v\n", o.Name, o.Status.Phase, o.Status.Reason, o.Status.Message, o.Status.Conditions)
+		}
+	case *backstopv1alpha1.BackupDrillList:
+		for _, o := range l.Items {
+			fmt.Fprintf(&b, "  %s phase=%s reason=%s msg=%s checks=%v conds=%v\n", o.Name, o.Status.Phase, o.Status.Reason, o.Status.Message, o.Status.Checks, o.Status.Conditions)
 		}
 	case *backstopv1alpha1.RestoreList:
 		for _, o := range l.Items {
