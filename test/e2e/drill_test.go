@@ -128,7 +128,7 @@ func testScheduleDrills(t *testing.T, e *env, pg *pgserver.Server) {
 	g.Expect(metricValue(t, "backstop_drills_total", map[string]string{"namespace": ns, "result": "Succeeded"})).To(BeNumerically(">=", 1))
 	g.Eventually(func() float64 {
 		return metricValue(t, "backstop_backup_verified_timestamp_seconds", map[string]string{"namespace": ns, "schedule": sched.Name})
-	}).WithTimeout(30*time.Second).Should(BeNumerically("==", float64(bk.Status.Verification.Time.Unix())))
+	}).WithTimeout(30 * time.Second).Should(BeNumerically("==", float64(bk.Status.Verification.Time.Unix())))
 
 	// The database is emptied; its next backup succeeds, and its drill fails
 	// the target's check.
