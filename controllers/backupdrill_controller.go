@@ -166,6 +166,12 @@ func (r *BackupDrillReconciler) reconcileDrill(ctx context.Context, dr *backstop
 	case !apierrors.IsNotFound(err):
 		return ctrl.Result{}, err
 	case dr.Status.JobName != "":
+		// The cache may not show yet a Job just created: ask the API server.
+		if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: dr.Namespace, Name: name}, &batchv1.Job{}); err == nil {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		} else if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
 		return r.fail(dr, backstopv1alpha1.ReasonJobFailed, "drill Job %s disappeared before it reported a result", name)
 	}
 

@@ -334,6 +334,15 @@ func TestBackupDrillReconciler_Refusals(t *testing.T) {
 		})
 	}
 	g.t = t
+	// A drill of a Backup still running waits for it, and says so.
+	g.backup("running", "orders", "keyed", backstopv1alpha1.BackupRunning)
+	g.drill("of-running", "running", nil)
+	g.waitDrill("of-running", func(dr *backstopv1alpha1.BackupDrill) error {
+		if c := readyOf(dr); dr.Status.Phase != backstopv1alpha1.DrillPending || c == nil || c.Status != metav1.ConditionUnknown || c.Message != "waiting for Backup running to finish" {
+			return fmt.Errorf("phase %q, Ready %+v", dr.Status.Phase, c)
+		}
+		return nil
+	})
 	// The scratch target that is fine gets a Job; the refused ones none.
 	g.drill("fine-scratch", "good", scratch("orders-scratch"))
 	g.waitDrill("fine-scratch", inPhase(backstopv1alpha1.DrillRunning))

@@ -135,6 +135,14 @@ func TestBackupScheduleReconciler_DrillsEveryBackup(t *testing.T) {
 	if n := len(g.events.withReason(ReasonDrillCreated)); n != 3 {
 		t.Errorf("%d DrillCreated events, want 3", n)
 	}
+
+	// A suspended schedule starts no drills.
+	g.setSpec(func(s *backstopv1alpha1.BackupScheduleSpec) { s.Suspend = true })
+	b7 := g.scheduledBackup(at(7), backstopv1alpha1.BackupSucceeded)
+	g.mustReconcile()
+	if _, ok := g.drillsOf()[b7.Name]; ok {
+		t.Errorf("a suspended schedule drilled %s", b7.Name)
+	}
 }
 
 // TestBackupScheduleReconciler_DrillsOnCron: with a drill schedule, at each

@@ -135,3 +135,47 @@ func series(t *testing.T, name string, labels ...string) float64 {
 	}
 	return -1
 }
+
+// TestBackupScheduleReconciler_VerifiedMetric: a schedule with drills serves
+// when its newest verified Backup's drill finished (its creation time until
+// one has); a schedule without drills serves no series.
+func TestBackupScheduleReconciler_VerifiedMetric(t *testing.T) {
+	forgetSchedule("shop", "nightly")
+	t.Cleanup(func() { forgetSchedule("shop", "nightly") })
+	created := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	sched := testSchedule(created, "0 2 * * *")
+	sched.Spec.Drill = &backstopv1alpha1.DrillPolicy{Schedule: "0 5 * * 0"}
+	drilled := metav1.NewTime(time.Date(2026, 12, 4, 3, 0, 0, 0, time.UTC))
+	verified := func(name string, day int, status metav1.ConditionStatus, at metav1.Time) *backstopv1alpha1.Backup {
+		done := metav1.NewTime(time.Date(2026, 12, day, 2, 5, 0, 0, time.UTC))
+		return &backstopv1alpha1.Backup{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{LabelSchedule: "nightly"}},
+			Spec: backstopv1alpha1.BackupSpec{
+				TargetRef: backstopv1alpha1.LocalObjectReference{Name: "orders"}, StoreRef: backstopv1alpha1.LocalObjectReference{Name: "s3"},
+				ScheduleRef: &backstopv1alpha1.LocalObjectReference{Name: "nightly"},
+			},
+			Status: backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupSucceeded, CompletionTime: &done,
+				ObjectStatus: backstopv1alpha1.ObjectStatus{Conditions: []metav1.Condition{{Type: backstopv1alpha1.ConditionVerified, Status: status, Reason: "x", LastTransitionTime: at}}},
+				Verification: &backstopv1alpha1.BackupVerification{DrillName: name + "-drill", Time: &at}},
+		}
+	}
+	// The newer Backup's drill failed: the older one is the newest verified.
+	r, _ := newScheduleReconciler(t, time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), sched,
+		verified("thu", 4, metav1.ConditionTrue, drilled), verified("fri", 5, metav1.ConditionFalse, metav1.NewTime(drilled.Add(24*time.Hour))))
+	_, got := reconcileSchedule(t, r)
+	if v := series(t, "backstop_backup_verified_timestamp_seconds", "namespace", "shop", "schedule", "nightly"); v != float64(drilled.Unix()) {
+		t.Errorf("verified timestamp = %v, want %v", v, drilled.Unix())
+	}
+	if got.Status.LastVerifiedBackup != "thu" {
+		t.Errorf("lastVerifiedBackup %q, want thu", got.Status.LastVerifiedBackup)
+	}
+
+	got.Spec.Drill = nil
+	if err := r.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	reconcileSchedule(t, r)
+	if series(t, "backstop_backup_verified_timestamp_seconds", "namespace", "shop", "schedule", "nightly") != -1 {
+		t.Error("a schedule without drills still serves a verified timestamp")
+	}
+}
