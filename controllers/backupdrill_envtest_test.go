@@ -518,6 +518,26 @@ func TestBackupDrillReconciler_VerifiedFromJobResult(t *testing.T) {
 		t.Errorf("verification %+v", v)
 	}
 
+	// The target shows its newest verified Backup.
+	targetR := &BackupTargetReconciler{Client: g.backupR.Client}
+	lastVerified := func() (string, *metav1.Time) {
+		t.Helper()
+		if _, err := targetR.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: g.ns, Name: "orders"}}); err != nil {
+			t.Fatal(err)
+		}
+		bt := &backstopv1alpha1.BackupTarget{}
+		if err := g.c.Get(context.Background(), client.ObjectKey{Namespace: g.ns, Name: "orders"}, bt); err != nil {
+			t.Fatal(err)
+		}
+		return bt.Status.LastVerifiedBackup, bt.Status.LastVerifiedTime
+	}
+	eventually(t, 10*time.Second, func() error {
+		if name, at := lastVerified(); name != "mon" || at == nil || !at.Equal(v.Time) {
+			return fmt.Errorf("target's lastVerifiedBackup %q at %v, want mon at %v", name, at, v.Time)
+		}
+		return nil
+	})
+
 	// A later drill whose user check fails: the Backup is no longer verified.
 	g.drill("second", "mon", nil)
 	g.waitDrill("second", inPhase(backstopv1alpha1.DrillRunning))
@@ -543,6 +563,13 @@ func TestBackupDrillReconciler_VerifiedFromJobResult(t *testing.T) {
 	if v := bk.Status.Verification; v.DrillName != "second" || v.Passed != 2 || v.Failed != 1 {
 		t.Errorf("verification %+v, want the second drill's 2 passed and 1 failed", v)
 	}
+
+	eventually(t, 10*time.Second, func() error {
+		if name, at := lastVerified(); name != "" || at != nil {
+			return fmt.Errorf("target's lastVerifiedBackup %q at %v, want none once its drill failed", name, at)
+		}
+		return nil
+	})
 
 	want := []recordedEvent{
 		{Regarding: "first", Type: corev1.EventTypeNormal, Reason: ReasonVerified},

@@ -32,9 +32,21 @@ func isVerified(bk *backstopv1alpha1.Backup) bool {
 
 // recordVerified shows the newest verified Backup of the schedule.
 func recordVerified(bs *backstopv1alpha1.BackupSchedule, backups []*backstopv1alpha1.Backup) {
-	var best *backstopv1alpha1.Backup
+	items := make([]backstopv1alpha1.Backup, 0, len(backups))
 	for _, bk := range backups {
-		if bk.Status.Phase != backstopv1alpha1.BackupSucceeded || !isVerified(bk) {
+		items = append(items, *bk)
+	}
+	recordVerifiedOf(items, &bs.Status.LastVerifiedBackup, &bs.Status.LastVerifiedTime)
+}
+
+// recordVerifiedOf sets name and at to the newest Succeeded Backup whose
+// Verified condition is True, and to when its drill finished; both are
+// cleared when none is.
+func recordVerifiedOf(backups []backstopv1alpha1.Backup, name *string, at **metav1.Time) {
+	var best *backstopv1alpha1.Backup
+	for i := range backups {
+		bk := &backups[i]
+		if bk.Status.Phase != backstopv1alpha1.BackupSucceeded || !bk.DeletionTimestamp.IsZero() || !isVerified(bk) {
 			continue
 		}
 		if best == nil || backupTime(best).Before(backupTime(bk)) {
@@ -42,12 +54,14 @@ func recordVerified(bs *backstopv1alpha1.BackupSchedule, backups []*backstopv1al
 		}
 	}
 	if best == nil {
+		*name, *at = "", nil
 		return
 	}
-	bs.Status.LastVerifiedBackup = best.Name
+	*name = best.Name
+	*at = nil
 	if v := best.Status.Verification; v != nil && v.Time != nil {
 		t := *v.Time
-		bs.Status.LastVerifiedTime = &t
+		*at = &t
 	}
 }
 

@@ -34,7 +34,8 @@ func (r *BackupTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backstopv1alpha1.BackupTarget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(secretSource(), enqueueInSecretNamespace(mgr.GetClient(), &backstopv1alpha1.BackupTargetList{})).
 		// A finished Backup updates its target's last successful backup.
-		Watches(&backstopv1alpha1.Backup{}, enqueueTargetSoon(targetCoalesce), builder.WithPredicates(backupSucceeded())).
+		// A Backup's Verified condition that changes updates its newest verified one.
+		Watches(&backstopv1alpha1.Backup{}, enqueueTargetSoon(targetCoalesce), builder.WithPredicates(predicate.Or(backupSucceeded(), verifiedChanged()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backuptarget").
 		Complete(r)
@@ -95,7 +96,8 @@ func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	return ctrl.Result{}, nil
 }
 
-// recordLastBackup puts the newest Succeeded Backup of the target in its status.
+// recordLastBackup puts the newest Succeeded Backup of the target, and the
+// newest verified one, in its status.
 func (r *BackupTargetReconciler) recordLastBackup(ctx context.Context, bt *backstopv1alpha1.BackupTarget) error {
 	// The cache's own objects, read only (see previousSuccess).
 	list := &backstopv1alpha1.BackupList{}
@@ -113,6 +115,7 @@ func (r *BackupTargetReconciler) recordLastBackup(ctx context.Context, bt *backs
 			bt.Status.LastSuccessfulBackup = bk.Name
 		}
 	}
+	recordVerifiedOf(list.Items, &bt.Status.LastVerifiedBackup, &bt.Status.LastVerifiedTime)
 	return nil
 }
 

@@ -103,3 +103,17 @@ func verifiedKey(bk *backstopv1alpha1.Backup) string {
 	}
 	return key
 }
+
+// verifiedChanged passes Backup updates that change its Verified condition.
+func verifiedChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldBk, ok1 := e.ObjectOld.(*backstopv1alpha1.Backup)
+			newBk, ok2 := e.ObjectNew.(*backstopv1alpha1.Backup)
+			return ok1 && ok2 && verifiedKey(oldBk) != verifiedKey(newBk)
+		},
+	}
+}

@@ -172,6 +172,15 @@ type BackupTargetStatus struct {
 	// lastSuccessfulBackupTime is when that Backup completed.
 	// +optional
 	LastSuccessfulBackupTime *metav1.Time `json:"lastSuccessfulBackupTime,omitempty"`
+
+	// lastVerifiedBackup names the newest Backup of this target whose
+	// newest drill passed (its Verified condition is True).
+	// +optional
+	LastVerifiedBackup string `json:"lastVerifiedBackup,omitempty"`
+
+	// lastVerifiedTime is when that drill finished.
+	// +optional
+	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
 }
 
 // BackupTarget is a data store to back up and restore.
@@ -180,6 +189,7 @@ type BackupTargetStatus struct {
 // +kubebuilder:resource:shortName=btarget,categories=backstop
 // +kubebuilder:printcolumn:name="Engine",type=string,JSONPath=`.status.engine`
 // +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.lastSuccessfulBackupTime`
+// +kubebuilder:printcolumn:name="Last Verified",type=date,JSONPath=`.status.lastVerifiedTime`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
