@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -233,7 +234,8 @@ func TestBuildAgentJob_FilesTarget(t *testing.T) {
 			ClaimName: "app-data", Path: "uploads", RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](2000),
 			SupplementalGroups: []int64{3000}}},
 	}
-	for _, op := range []agentOp{opBackup, opVerify, opRestore} {
+	// A drill into a files scratch target runs as the target's user too.
+	for _, op := range []agentOp{opBackup, opVerify, opRestore, opDrill} {
 		job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
 			Op: op, Name: "j", Namespace: "shop", Target: target, Store: testStore(), ArtifactPath: "shop/uploads/b",
 		})
@@ -257,7 +259,7 @@ func TestBuildAgentJob_FilesTarget(t *testing.T) {
 		if data == nil {
 			t.Fatalf("%s: the target's claim is not mounted: %+v", op, c.VolumeMounts)
 		}
-		if want := op != opRestore; data.ReadOnly != want {
+		if want := op != opRestore && op != opDrill; data.ReadOnly != want {
 			t.Errorf("%s: the target's claim is mounted readOnly=%v, want %v", op, data.ReadOnly, want)
 		}
 		// With no fsGroup a root-owned 0400 Secret file is unreadable to
@@ -305,5 +307,58 @@ func TestBuildAgentJob_FilesTarget(t *testing.T) {
 	psc = buildAgentJob(DefaultAgentOptions(), agentJobSpec{Op: opBackup, Name: "j", Namespace: "shop", Target: testTarget(), Store: testStore(), ArtifactPath: "a"}).Spec.Template.Spec.SecurityContext
 	if psc.FSGroup == nil || *psc.FSGroup != agentUID {
 		t.Errorf("database target: fsGroup %v, want %d", psc.FSGroup, agentUID)
+	}
+}
+
+// TestBuildAgentJob_DrillIntoThrowawayServer: a drill Job without a scratch
+// target gets the engine, the store and its identity, a size-limited
+// scratch emptyDir and the checks, and nothing of the production database:
+// no host, no database name, no credentials, no claim.
+func TestBuildAgentJob_DrillIntoThrowawayServer(t *testing.T) {
+	size := resource.MustParse("3Gi")
+	job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
+		Op: opDrill, Name: "d-drill", Namespace: "shop", Store: testStore(), ArtifactPath: "shop/orders/b",
+		Engine: "postgres", ScratchSize: &size, Env: []corev1.EnvVar{{Name: envDrillChecks, Value: `[{"name":"rows","sql":"SELECT 1","expect":"1"}]`}},
+		Template: &backstopv1alpha1.JobTemplate{ActiveDeadlineSeconds: ptr.To[int64](3600)},
+	})
+	pod := job.Spec.Template.Spec
+	c := pod.Containers[0]
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"drill --artifact-path shop/orders/b", "--engine postgres", "--scratch-dir /scratch", "--scratch-size-limit 3221225472",
+		"--identity-file /var/run/backstop/identity/identity.txt", "--timeout 59m30s"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args %q lack %q", args, want)
+		}
+	}
+	for _, not := range []string{"--host", "--database", "--into-target", "--path", "--user"} {
+		if strings.Contains(args, not) {
+			t.Errorf("a drill into a throwaway server got %s: %s", not, args)
+		}
+	}
+	for _, e := range c.Env {
+		if strings.HasPrefix(e.Name, "BACKSTOP_DB_") {
+			t.Errorf("a drill into a throwaway server got %s", e.Name)
+		}
+	}
+	checks := false
+	for _, e := range c.Env {
+		checks = checks || e.Name == envDrillChecks && strings.Contains(e.Value, `"rows"`)
+	}
+	if !checks {
+		t.Errorf("no %s in %+v", envDrillChecks, c.Env)
+	}
+	for _, v := range pod.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			t.Errorf("a drill into a throwaway server mounts claim %s", v.PersistentVolumeClaim.ClaimName)
+		}
+		if v.Name == "scratch" && (v.EmptyDir == nil || v.EmptyDir.SizeLimit == nil || v.EmptyDir.SizeLimit.Cmp(size) != 0) {
+			t.Errorf("scratch volume %+v, want an emptyDir of 3Gi", v)
+		}
+	}
+	if psc := pod.SecurityContext; *psc.RunAsUser != agentUID || psc.FSGroup == nil {
+		t.Errorf("pod security context %+v, want the agent's user with fsGroup", psc)
+	}
+	if *job.Spec.BackoffLimit != 0 || *job.Spec.ActiveDeadlineSeconds != 3600 {
+		t.Errorf("backoffLimit %d, activeDeadlineSeconds %d; want 0 and 3600", *job.Spec.BackoffLimit, *job.Spec.ActiveDeadlineSeconds)
 	}
 }
