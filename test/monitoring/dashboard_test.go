@@ -111,6 +111,7 @@ func TestDashboard_Panels(t *testing.T) {
 		"backstop_backups_total", "backstop_schedule_last_success_timestamp_seconds",
 		"backstop_backup_duration_seconds_bucket", "backstop_backup_stored_bytes",
 		"backstop_schedule_next_run_timestamp_seconds", "backstop_store_ready", "backstop_restores_total",
+		"backstop_drills_total", "backstop_drill_duration_seconds_bucket", "backstop_backup_verified_timestamp_seconds",
 	} {
 		if !strings.Contains(string(raw), metric) {
 			t.Errorf("the dashboard does not show %s", metric)
