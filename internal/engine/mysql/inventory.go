@@ -171,11 +171,12 @@ func (c *Inventory) insertHead(p []byte) int {
 				c.prefix = append(c.prefix[:0], c.name...)
 				c.name = c.name[:0]
 				c.state = iName
-			case b == '\n':
-				c.state = iLine // not an INSERT this inventory understands
-				c.line = c.line[:0]
-				return i + 1
 			default:
+				if b == '\n' && !bytes.EqualFold(c.word, []byte("VALUES")) {
+					c.state = iLine // not an INSERT this inventory understands
+					c.line = c.line[:0]
+					return i + 1
+				}
 				if bytes.EqualFold(c.word, []byte("VALUES")) {
 					db := c.db
 					if len(c.prefix) > 0 {
