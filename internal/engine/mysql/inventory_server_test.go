@@ -99,4 +99,3 @@ func TestMySQL_InventoryMatchesCountsAfterRestore(t *testing.T) {
 		t.Fatalf("inventory:\n%+v\nafter the restore:\n%+v", got, after)
 	}
 }
-
