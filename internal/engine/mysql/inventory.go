@@ -203,11 +203,26 @@ func (c *Inventory) endName() {
 func (c *Inventory) rows(p []byte) []byte {
 	rows := &c.tables[c.cur].Rows
 	for i := 0; i < len(p); i++ {
+		if c.escape {
+			c.escape = false
+			continue
+		}
+		// Skip what cannot change the state: most of the bytes.
+		if c.quote != 0 {
+			for i < len(p) && !inString[p[i]] {
+				i++
+			}
+		} else {
+			for i < len(p) && !inValues[p[i]] {
+				i++
+			}
+		}
+		if i == len(p) {
+			break
+		}
 		b := p[i]
 		if c.quote != 0 {
 			switch {
-			case c.escape:
-				c.escape = false
 			case b == '\\':
 				c.escape = true
 			case b == c.quote:
@@ -234,6 +249,19 @@ func (c *Inventory) rows(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// inString and inValues are the bytes that matter inside a string
+// literal, and outside one in the values of an INSERT.
+var inString, inValues [256]bool
+
+func init() {
+	for _, b := range []byte("'\"\\") {
+		inString[b] = true
+	}
+	for _, b := range []byte("'\"();") {
+		inValues[b] = true
+	}
 }
 
 func isBareIdent(b byte) bool {
