@@ -26,9 +26,14 @@ RUN set -eux; \
 #   debian: Debian bookworm's postgresql-client (15); it dumps servers up to
 #          15 and refuses newer ones. For builds where PGDG is unreachable.
 # The MariaDB client (mariadb-dump also dumps MySQL) comes from Debian.
+# Restore drills start a throwaway server in their own pod: the image carries
+# the PostgreSQL server of the client's major (it loads dumps of that major
+# and older) and MariaDB's server core (docs/drills.md states the size).
 FROM ${BASE_IMAGE}
 ARG PG_CLIENT=pgdg
 RUN set -eux; \
+    mkdir -p /etc/postgresql-common; \
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf; \
     apt-get update; \
     case "${PG_CLIENT}" in \
       pgdg) \
@@ -37,13 +42,15 @@ RUN set -eux; \
         curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc https://www.postgresql.org/media/keys/ACCC4CF8.asc; \
         echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" > /etc/apt/sources.list.d/pgdg.list; \
         apt-get update; \
-        apt-get install -y --no-install-recommends postgresql-client-18 mariadb-client; \
+        apt-get install -y --no-install-recommends postgresql-client-18 postgresql-18 mariadb-client mariadb-server-core; \
         apt-get purge -y curl gnupg; apt-get autoremove -y ;; \
       debian) \
-        apt-get install -y --no-install-recommends ca-certificates postgresql-client mariadb-client ;; \
+        apt-get install -y --no-install-recommends ca-certificates postgresql-client postgresql mariadb-client mariadb-server-core ;; \
       *) echo "PG_CLIENT must be pgdg or debian, not ${PG_CLIENT}" >&2; exit 1 ;; \
     esac; \
-    apt-get clean; rm -rf /var/lib/apt/lists/*; \
+    apt-get clean; rm -rf /var/lib/apt/lists/* /var/lib/postgresql/* /var/lib/mysql; \
+    # Drills run PostgreSQL with jit=off: its JIT provider and LLVM (105 MB) go.
+    rm -f /usr/lib/postgresql/*/lib/llvmjit*; find /usr/lib -name 'libLLVM-*.so*' -delete; \
     groupadd --gid 65532 backstop; \
     useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin backstop
 # backstop-agent is what Jobs run: the same agent without the operator linked

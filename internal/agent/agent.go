@@ -36,7 +36,7 @@ func version() string {
 	return "dev"
 }
 
-// Main runs `<prog> <backup|restore|verify|delete> [flags]`; prog is how the
+// Main runs `<prog> <backup|restore|verify|drill|delete> [flags]`; prog is how the
 // user called the agent ("backstop agent", "backstop-agent"), for usage and
 // error lines. args start with the subcommand (a leading "agent" is
 // skipped). It prints the Result as one line of JSON on stdout (and to the
@@ -132,7 +132,7 @@ func UserMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 func agentUsage(prog string) string {
-	return fmt.Sprintf("usage: %[1]s <backup|restore|verify|delete> [flags]\nRun \"%[1]s <command> -h\" for the flags.\n", prog)
+	return fmt.Sprintf("usage: %[1]s <backup|restore|verify|drill|delete> [flags]\nRun \"%[1]s <command> -h\" for the flags.\n", prog)
 }
 
 func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -145,7 +145,7 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	}
 	cmd := args[0]
 	switch cmd {
-	case "backup", "restore", "verify", "delete":
+	case "backup", "restore", "verify", "delete", "drill":
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, agentUsage(prog))
 		return 0
@@ -165,6 +165,10 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	case "restore", "verify":
 		c.engineFlags(fs)
 		c.decryptFlags(fs)
+	case "drill":
+		c.engineFlags(fs)
+		c.decryptFlags(fs)
+		c.drillFlags(fs)
 	}
 	c.runFlags(fs, true)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -269,6 +273,11 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		}, eng)
 		return finish(err, m)
 
+	case "drill":
+		rep, m, err := c.drill(ctx, st, getenv, progress)
+		res.Drill = rep
+		return finish(err, m)
+
 	default: // verify
 		dec, err := c.decryptOptions()
 		if err != nil {
@@ -335,6 +344,8 @@ func successMessage(cmd string, m *manifest.Manifest) string {
 		return fmt.Sprintf("Stored %s (%d bytes, %d bytes of plaintext)", m.DataObject, m.StoredSize, m.PlaintextSize)
 	case "restore":
 		return fmt.Sprintf("Restored %s after verifying it in full", m.DataObject)
+	case "drill":
+		return fmt.Sprintf("Drilled %s: restored it where it can do no harm and every check passed", m.DataObject)
 	}
 	return fmt.Sprintf("Verified %s: size, SHA-256, age authentication and plaintext SHA-256 match", m.DataObject)
 }

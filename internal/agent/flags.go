@@ -29,6 +29,9 @@ const (
 	EnvSecretAccessKey = "AWS_SECRET_ACCESS_KEY"
 	EnvAgePassphrase   = "BACKSTOP_AGE_PASSPHRASE"
 	EnvAgeIdentity     = "BACKSTOP_AGE_IDENTITY"
+	// EnvDrillChecks holds a drill's user checks, a JSON array of
+	// {"name", "sql", "expect"}. They are not secrets.
+	EnvDrillChecks = "BACKSTOP_DRILL_CHECKS"
 	// EnvGCSCredentials names a GCS service-account JSON key file.
 	EnvGCSCredentials = "GOOGLE_APPLICATION_CREDENTIALS"
 	// EnvAzureKey and EnvAzureSASToken hold an Azure storage account key or a SAS token.
@@ -104,6 +107,8 @@ type config struct {
 	identityFile     string
 
 	scratchDir       string
+	scratchLimit     int64
+	intoTarget       bool
 	progressInterval time.Duration
 	terminationLog   string
 	timeout          time.Duration

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"github.com/backstop-io/backstop/internal/drill"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,14 +71,14 @@ const (
 	// ReasonCheckFailed: a drill restored the backup, but a check of what
 	// arrived failed (a table or file missing or different, a user check
 	// with the wrong result or a query that failed); the report names it.
-	ReasonCheckFailed = "CheckFailed"
+	ReasonCheckFailed = drill.ReasonCheckFailed
 	// ReasonScratchTooSmall: a drill's scratch space cannot hold the
 	// restored data; the message names the size needed.
-	ReasonScratchTooSmall = "ScratchTooSmall"
+	ReasonScratchTooSmall = drill.ReasonScratchTooSmall
 	// ReasonDrillServerFailed: a drill's throwaway server did not start, or
 	// no server binary of a major at least the backup's is in the image;
 	// the message carries the server's log tail.
-	ReasonDrillServerFailed = "DrillServerFailed"
+	ReasonDrillServerFailed = drill.ReasonDrillServerFailed
 )
 
 // Result is what one agent run reports: a single-line JSON object written to
@@ -114,32 +115,11 @@ type Result struct {
 	Drill *DrillReport `json:"drill,omitempty"`
 }
 
-// DrillReport is the outcome of restoring a backup into a throwaway server
-// (or a scratch target) and checking what arrived.
-type DrillReport struct {
-	// Checks run, in order: "integrity", then "tables" (postgres, mysql)
-	// or "files", then each user check by its name. A check that did not
-	// run (an earlier step failed) is left out.
-	Checks []CheckResult `json:"checks"`
-	// RestoreSeconds is the time to restore: from the start of the
-	// download to the restored data being ready, server start included.
-	RestoreSeconds float64 `json:"restoreSeconds,omitempty"`
-	// Tables and Rows restored (postgres, mysql); Files and Bytes (files).
-	Tables int   `json:"tables,omitempty"`
-	Rows   int64 `json:"rows,omitempty"`
-	Files  int64 `json:"files,omitempty"`
-	Bytes  int64 `json:"bytes,omitempty"`
-	// Server describes the throwaway server (e.g. "PostgreSQL 15.14"), or
-	// names the scratch target.
-	Server string `json:"server,omitempty"`
-}
+// DrillReport is what a drill found (see package drill).
+type DrillReport = drill.Report
 
 // CheckResult is one check of a drill.
-type CheckResult struct {
-	Name    string `json:"name"`
-	Passed  bool   `json:"passed"`
-	Message string `json:"message,omitempty"`
-}
+type CheckResult = drill.CheckResult
 
 // MaxResultSize bounds the encoded Result (the kubelet keeps 4096 bytes).
 const MaxResultSize = 4000

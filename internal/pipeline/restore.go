@@ -189,6 +189,23 @@ func sizeWord(got, want int64) string {
 	return fmt.Sprintf("%d", got)
 }
 
+// ReadManifest reads and checks an artifact's manifest from the store, as
+// Fetch does first: a drill reads it to size its scratch space before
+// anything is downloaded.
+func ReadManifest(ctx context.Context, o ReadOptions) (*manifest.Manifest, error) {
+	if o.Store == nil {
+		return nil, errorf(ReasonInvalidInput, "no store given")
+	}
+	if err := checkArtifactPath(o.ArtifactPath); err != nil {
+		return nil, err
+	}
+	m, err := readManifest(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return m, checkManifest(m, o)
+}
+
 func readManifest(ctx context.Context, o ReadOptions) (*manifest.Manifest, error) {
 	key := ManifestKey(o.ArtifactPath)
 	rc, err := o.Store.Get(ctx, key)

@@ -231,6 +231,13 @@ func (e *Engine) exec(ctx context.Context, db, sql, fallback string) (string, er
 	return strings.TrimSuffix(out.String(), "\n"), nil
 }
 
+// Query runs SQL in database db ("" for none) and returns its output: one
+// line per row, columns separated by tabs. A restore drill checks the
+// restored data with it.
+func (e *Engine) Query(ctx context.Context, db, sql string) (string, error) {
+	return e.exec(ctx, db, sql, engine.ReasonRestoreFailed)
+}
+
 // Check implements engine.Engine.
 func (e *Engine) Check(ctx context.Context) error {
 	_, err := e.exec(ctx, "", "SELECT 1", engine.ReasonTargetUnreachable)

@@ -221,6 +221,13 @@ func (e *Engine) query(ctx context.Context, sql string, fallback string) (string
 	return strings.TrimSpace(out.String()), nil
 }
 
+// Query runs one SQL statement in the engine's database and returns its
+// output: one line per row, columns separated by "|". A restore drill
+// checks the restored data with it.
+func (e *Engine) Query(ctx context.Context, sql string) (string, error) {
+	return e.query(ctx, sql, engine.ReasonRestoreFailed)
+}
+
 // Check implements engine.Engine: connect and SELECT 1.
 func (e *Engine) Check(ctx context.Context) error {
 	_, err := e.query(ctx, "SELECT 1", engine.ReasonTargetUnreachable)

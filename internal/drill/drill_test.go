@@ -1,0 +1,61 @@
+package drill
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseChecks(t *testing.T) {
+	good, err := ParseChecks(`[{"name":"recent","sql":"SELECT 1","expect":"1"},{"name":"other","sql":"SELECT 2","expect":"2"}]`)
+	if err != nil || len(good) != 2 || good[1].Name != "other" {
+		t.Fatalf("ParseChecks: %v %+v", err, good)
+	}
+	if none, err := ParseChecks(" "); err != nil || none != nil {
+		t.Fatalf("no checks: %v %+v", err, none)
+	}
+	for in, want := range map[string]string{
+		`{`: "user checks:",
+		`[{"name":"a","sql":"x","expected":"1"}]`:         `unknown field "expected"`,
+		`[{"sql":"SELECT 1"}]`:                            "user check 1 has no name",
+		`[{"name":"tables","sql":"SELECT 1"}]`:            "taken by a built-in check",
+		`[{"name":"a","sql":" "}]`:                        `user check "a" has no sql`,
+		`[{"name":"a","sql":"x"},{"name":"a","sql":"y"}]`: `user check "a" is given twice`,
+	} {
+		if _, err := ParseChecks(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseChecks(%s) = %v, want an error with %q", in, err, want)
+		}
+	}
+}
+
+func TestParseCounts(t *testing.T) {
+	got, err := parseCounts("1|7\n0|3\n", "|", 2)
+	if err != nil || got[0] != 3 || got[1] != 7 {
+		t.Fatalf("parseCounts = %v, %v", got, err)
+	}
+	for _, in := range []string{"0|3", "0|3\n5|1", "0|x\n1|2"} {
+		if _, err := parseCounts(in, "|", 2); err == nil {
+			t.Errorf("parseCounts(%q) took a wrong count", in)
+		}
+	}
+}
+
+func TestVersions(t *testing.T) {
+	if n := major("PostgreSQL 15.14 (Debian 15.14-0+deb12u1); pg_dump (PostgreSQL) 18.1", "PostgreSQL "); n != 15 {
+		t.Errorf("the backup's major = %d, want 15", n)
+	}
+	if n := major("postgres (PostgreSQL) 18.1 (Debian 18.1-1.pgdg12+1)", "(PostgreSQL) "); n != 18 {
+		t.Errorf("the server's major = %d, want 18", n)
+	}
+	if n := major("MariaDB 10.11", "PostgreSQL "); n != 0 {
+		t.Errorf("no major = %d", n)
+	}
+	for in, want := range map[string]string{
+		"/usr/sbin/mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)": "MariaDB 10.11.19",
+		"/usr/sbin/mysqld  Ver 8.0.40 for Linux on x86_64 (MySQL Community Server - GPL)":               "MySQL 8.0.40",
+		"": "MariaDB",
+	} {
+		if got := mariadbVersion(in); got != want {
+			t.Errorf("mariadbVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
