@@ -575,11 +575,12 @@ func writeFileAtomic(path string, r io.Reader) (err error) {
 	return os.Rename(f.Name(), path)
 }
 
-// inventoryLine sums up an inventory for `verify`: "3 tables, 1200 rows" or
-// "12 files, 4096 bytes" (entries of every kind, bytes of regular files).
+// inventoryLine sums up an inventory for `verify`: "3 tables, 1200 rows",
+// or "12 entries, 4096 bytes of files" (entries of every kind: files,
+// directories, links).
 func inventoryLine(inv *manifest.Inventory) string {
 	if f := inv.Files; f != nil {
-		return fmt.Sprintf("%d files, %d bytes", f.Entries, f.Bytes)
+		return fmt.Sprintf("%d entries, %d bytes of files", f.Entries, f.Bytes)
 	}
 	var rows int64
 	for _, t := range inv.Tables {

@@ -3,10 +3,12 @@ package agent
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -39,6 +41,13 @@ func TestAgent_FilesEngineRoundTrip(t *testing.T) {
 	rr := runAgent(t, nil, append([]string{"backup", "--encryption", "x25519", "--recipient", string(bytes.TrimSpace(pub))}, common...)...)
 	if rr.code != 0 || rr.result.DataObject != "data.tar.zst.age" {
 		t.Fatalf("backup %d: %s %s", rr.code, rr.stdout, rr.stderr)
+	}
+
+	// verify prints what the backup counted in its archive.
+	ur := runUserCmd(t, nil, "verify", "--store-type", "filesystem", "--fs-root", root, "--artifact-path", "ns/files/b1",
+		"--identity-file", idFile, "--progress-interval", "0")
+	if want := fmt.Sprintf("inventory:        4 entries, %d bytes of files\n", 6+300<<10); ur.code != 0 || !strings.Contains(ur.stdout, want) {
+		t.Fatalf("verify %d: %s %s; want %q", ur.code, ur.stdout, ur.stderr, want)
 	}
 
 	// Stock age + zstd + tar.

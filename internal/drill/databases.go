@@ -58,8 +58,11 @@ func (d *dbSandbox) runQuery(ctx context.Context, sql string) (string, error) {
 
 func (d *dbSandbox) describe() string { return d.desc }
 
+// stop waits for a start still under way (a drill that failed early), so
+// that no server outlives it, then kills the server.
 func (d *dbSandbox) stop() {
 	if d.srv != nil {
+		<-d.ready
 		d.srv.stop()
 	}
 }

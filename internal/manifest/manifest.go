@@ -175,7 +175,8 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-// Marshal encodes the manifest as indented JSON.
+// Marshal encodes the manifest as indented JSON. It refuses a manifest
+// that Read would refuse as too large.
 func (m *Manifest) Marshal() ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -184,11 +185,15 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(b)+1 > maxSize {
+		return nil, fmt.Errorf("manifest: %d bytes, more than the %d MiB a manifest may have", len(b)+1, maxSize>>20)
+	}
 	return append(b, '\n'), nil
 }
 
-// maxSize bounds what Read accepts.
-const maxSize = 1 << 20
+// maxSize bounds what Read accepts: room for an inventory of about 70,000
+// tables (an indented table entry takes about 110 bytes).
+const maxSize = 8 << 20
 
 // Read decodes and validates a manifest.
 func Read(r io.Reader) (*Manifest, error) {
@@ -197,7 +202,7 @@ func Read(r io.Reader) (*Manifest, error) {
 		return nil, err
 	}
 	if len(b) > maxSize {
-		return nil, errors.New("manifest: larger than 1 MiB")
+		return nil, fmt.Errorf("manifest: larger than %d MiB", maxSize>>20)
 	}
 	var m Manifest
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -59,3 +59,30 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A manifest with the inventory of 50,000 tables is written and read back;
+// one too large to read back is not written.
+func TestInventoryOfManyTables(t *testing.T) {
+	m := valid()
+	m.Inventory = &Inventory{}
+	for i := range 50000 {
+		m.Inventory.Tables = append(m.Inventory.Tables, TableRows{Schema: "tenant_schema_0001", Name: "table_with_a_longish_name_" + strings.Repeat("x", i%10), Rows: int64(i) * 1000})
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("Read of %d bytes: %v", len(b), err)
+	}
+	if len(got.Inventory.Tables) != 50000 || got.Inventory.Tables[49999] != m.Inventory.Tables[49999] {
+		t.Fatalf("read back %d tables", len(got.Inventory.Tables))
+	}
+	for i := range 50000 {
+		m.Inventory.Tables = append(m.Inventory.Tables, m.Inventory.Tables[i])
+	}
+	if b, err := m.Marshal(); err == nil {
+		t.Fatalf("a manifest of %d bytes was written; Read refuses more than %d", len(b), maxSize)
+	}
+}

@@ -201,11 +201,15 @@ func NewInventory() *Inventory {
 }
 
 func (c *Inventory) read(r io.Reader) error {
-	tr := tar.NewReader(r)
+	zt := &zeroTail{r: r}
+	tr := tar.NewReader(zt)
 	buf := make([]byte, 64<<10)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			if !zt.endMarker() {
+				return errors.New("the archive ends without tar's end-of-archive blocks")
+			}
 			return nil
 		}
 		if err != nil {

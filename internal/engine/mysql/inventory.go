@@ -171,11 +171,12 @@ func (c *Inventory) insertHead(p []byte) int {
 				c.prefix = append(c.prefix[:0], c.name...)
 				c.name = c.name[:0]
 				c.state = iName
-			case b == '\n':
-				c.state = iLine // not an INSERT this inventory understands
-				c.line = c.line[:0]
-				return i + 1
 			default:
+				if b == '\n' && !bytes.EqualFold(c.word, []byte("VALUES")) {
+					c.state = iLine // not an INSERT this inventory understands
+					c.line = c.line[:0]
+					return i + 1
+				}
 				if bytes.EqualFold(c.word, []byte("VALUES")) {
 					db := c.db
 					if len(c.prefix) > 0 {
@@ -202,11 +203,26 @@ func (c *Inventory) endName() {
 func (c *Inventory) rows(p []byte) []byte {
 	rows := &c.tables[c.cur].Rows
 	for i := 0; i < len(p); i++ {
+		if c.escape {
+			c.escape = false
+			continue
+		}
+		// Skip what cannot change the state: most of the bytes.
+		if c.quote != 0 {
+			for i < len(p) && !inString[p[i]] {
+				i++
+			}
+		} else {
+			for i < len(p) && !inValues[p[i]] {
+				i++
+			}
+		}
+		if i == len(p) {
+			break
+		}
 		b := p[i]
 		if c.quote != 0 {
 			switch {
-			case c.escape:
-				c.escape = false
 			case b == '\\':
 				c.escape = true
 			case b == c.quote:
@@ -233,6 +249,19 @@ func (c *Inventory) rows(p []byte) []byte {
 		}
 	}
 	return nil
+}
+
+// inString and inValues are the bytes that matter inside a string
+// literal, and outside one in the values of an INSERT.
+var inString, inValues [256]bool
+
+func init() {
+	for _, b := range []byte("'\"\\") {
+		inString[b] = true
+	}
+	for _, b := range []byte("'\"();") {
+		inValues[b] = true
+	}
 }
 
 func isBareIdent(b byte) bool {

@@ -49,6 +49,7 @@ func TestInventory_CountsInsertTuplesPerTable(t *testing.T) {
 		"INSERT INTO `t` VALUES (1,'a,b(c)d',0x28292C27),(2,'it\\'s \\\\',NULL),(3,'x''y\\n\\r\"z',_binary 'q(')," +
 		"(4,\"dq'(\",NULL);\n" +
 		"INSERT INTO `t` VALUES (5,'',0x);\n" +
+		"INSERT INTO `t` VALUES\n(6,'a\\n',NULL),\n(7,')',0x29);\n" +
 		"/*!40000 ALTER TABLE `t` ENABLE KEYS */;\n" +
 		"CREATE TABLE `we``ird` (\n  `VALUES` int\n);\n" +
 		"INSERT INTO `we``ird` (`VALUES`, `(`) VALUES (1,2),(3,4);\n" +
@@ -65,7 +66,7 @@ func TestInventory_CountsInsertTuplesPerTable(t *testing.T) {
 		"-- backstop-database: other\n" +
 		"CREATE TABLE `t` (\n  `a` int\n);\nINSERT INTO `t` VALUES (1);\nINSERT INTO `other`.`t` VALUES (2);\n-- Dump completed\n"
 	countSplit(t, dump, []manifest.TableRows{
-		{Database: "shop", Name: "t", Rows: 5},
+		{Database: "shop", Name: "t", Rows: 7},
 		{Database: "shop", Name: "we`ird", Rows: 2},
 		{Database: "shop", Name: "empty", Rows: 0},
 		{Database: "other", Name: "t", Rows: 2},
