@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"path"
 	"testing"
 	"time"
 
@@ -149,4 +150,29 @@ func testScheduleDrills(t *testing.T, e *env, pg *pgserver.Server) {
 	g.Expect(verified.Reason).To(Equal(backstopv1alpha1.ReasonCheckFailed))
 	g.Eventually(func() []string { return e.eventReasons(t, ns, "emptied") }).WithTimeout(10 * time.Second).Should(ContainElement(controllers.ReasonDrillFailed))
 	g.Expect(metricValue(t, "backstop_drills_total", map[string]string{"namespace": ns, "result": "Failed", "reason": backstopv1alpha1.ReasonCheckFailed})).To(BeNumerically(">=", 1))
+
+	// The drills restored into their own throwaway servers: the source is
+	// still as the test left it, empty.
+	g.Expect(pg.MustQuery(t, "drill_db", "SELECT count(*) FROM orders")).To(Equal("0"))
+
+	// A bit of the first backup's artifact flipped in the store: a drill of
+	// it fails integrity before restoring anything, and the Backup is no
+	// longer Verified.
+	e.minio.FlipBit(t, path.Join("e2e", bk.Status.ArtifactPath, bk.Status.DataObject), bk.Status.StoredBytes/2)
+	e.create(t, &backstopv1alpha1.BackupDrill{
+		ObjectMeta: metav1.ObjectMeta{Name: "flipped-drill", Namespace: ns},
+		Spec:       backstopv1alpha1.BackupDrillSpec{BackupRef: backstopv1alpha1.LocalObjectReference{Name: name}},
+	})
+	dr = e.waitDrill(t, ns, "flipped-drill", 3*time.Minute)
+	g.Expect(dr.Status.Phase).To(Equal(backstopv1alpha1.DrillFailed))
+	g.Expect(dr.Status.Reason).To(Equal(backstopv1alpha1.ReasonIntegrityMismatch), dr.Status.Message)
+	g.Expect(dr.Status.Checks).To(HaveLen(1))
+	g.Expect(dr.Status.Checks[0].Name).To(Equal("integrity"))
+	g.Expect(dr.Status.Checks[0].Passed).To(BeFalse())
+	g.Eventually(func(g Gomega) {
+		g.Expect(e.k8s.Get(context.Background(), client.ObjectKeyFromObject(bk), bk)).To(Succeed())
+		c := meta.FindStatusCondition(bk.Status.Conditions, backstopv1alpha1.ConditionVerified)
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(backstopv1alpha1.ReasonIntegrityMismatch))
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 }
