@@ -288,6 +288,16 @@ func TestBackupDrillReconciler_Refusals(t *testing.T) {
 	g.backup("good", "orders", "keyed", backstopv1alpha1.BackupSucceeded)
 	g.backup("broken", "orders", "keyed", backstopv1alpha1.BackupFailed)
 	g.backup("sealed", "orders", "public-only", backstopv1alpha1.BackupSucceeded)
+	g.postgresTarget("checked", backstopv1alpha1.DrillCheck{Name: "rows", SQL: "SELECT count(*) > 0 FROM orders", Expect: "t"})
+	g.backup("checked-bk", "checked", "keyed", backstopv1alpha1.BackupSucceeded)
+	files := g.backup("files-bk", "uploads", "keyed", backstopv1alpha1.BackupSucceeded)
+	files.Status.Engine = "files"
+	if err := g.c.Status().Update(context.Background(), files); err != nil {
+		t.Fatal(err)
+	}
+	withCheck := func(s *backstopv1alpha1.BackupDrillSpec) {
+		s.Checks = []backstopv1alpha1.DrillCheck{{Name: "rows", SQL: "SELECT 1", Expect: "1"}}
+	}
 
 	scratch := func(name string) func(*backstopv1alpha1.BackupDrillSpec) {
 		return func(s *backstopv1alpha1.BackupDrillSpec) {
@@ -305,6 +315,8 @@ func TestBackupDrillReconciler_Refusals(t *testing.T) {
 		{"scheduled-scratch", "good", scratch("orders-copy"), "scratchTargetRef orders-copy is backed up by BackupSchedule copy-nightly"},
 		{"production-scratch", "good", scratch("orders"), "scratchTargetRef orders is the target Backup good was taken of"},
 		{"other-engine-scratch", "good", scratch("shop-scratch"), "scratchTargetRef shop-scratch is a mysql target, and Backup good is a postgres backup"},
+		{"check-named-twice", "checked-bk", withCheck, `check "rows" is defined both by BackupTarget checked (drillChecks) and by this drill`},
+		{"sql-on-files", "files-bk", withCheck, `Backup "files-bk" is a files backup: SQL checks (rows) cannot run on it`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g.t = t
