@@ -21,6 +21,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -92,6 +93,7 @@ func TestRealNode(t *testing.T) {
 
 	t.Run("HelmInstall", s.testHelmInstall)
 	t.Run("ScheduledBackupsAndRestores", s.testScheduledBackupsAndRestores)
+	t.Run("DrillsInTheImage", s.testDrills)
 	t.Run("CorruptedArtifactRefused", s.testCorruptedArtifact)
 	t.Run("OperatorPodDeletedMidBackup", s.testOperatorPodDeleted)
 	t.Run("HelmUpgradeAndUninstall", s.testHelmUpgradeAndUninstall)
@@ -247,6 +249,51 @@ func (s *suite) testScheduledBackupsAndRestores(t *testing.T) {
 	g.Expect(s.pgSums(t, "shop")).To(Equal(pgWant))
 	g.Expect(s.mariaSums(t, "inventory")).To(Equal(mariaWant))
 	g.Expect(tree(t, data)).To(Equal(filesWant), "the restored files, with their owners, groups and modes")
+}
+
+// testDrills drills the first backup of each schedule of
+// ScheduledBackupsAndRestores in the image, on the kubelet, under Pod
+// Security "restricted": the throwaway PostgreSQL and MariaDB servers start
+// inside the drill Jobs' pods, as the image's non-root user, and the files
+// backup is extracted into the drill's scratch volume.
+func (s *suite) testDrills(t *testing.T) {
+	g := NewWithT(t)
+	checks := map[string][]backstopv1alpha1.DrillCheck{
+		"postgres": {{Name: "orders", SQL: "SELECT count(*) FROM orders", Expect: "2000"}},
+		"mysql":    {{Name: "items", SQL: "SELECT COUNT(*) > 0 FROM items", Expect: "1"}},
+	}
+	drills := map[string]string{}
+	for engine, sched := range map[string]string{"postgres": "pg-shop-every-minute", "mysql": "maria-inventory-every-minute", "files": "uploads-every-minute"} {
+		bk := s.firstBackupOf(t, sched)
+		name := "drill-" + engine
+		drills[name] = bk.Name
+		s.create(t, &backstopv1alpha1.BackupDrill{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns},
+			Spec: backstopv1alpha1.BackupDrillSpec{
+				BackupRef:     backstopv1alpha1.LocalObjectReference{Name: bk.Name},
+				DrillSettings: backstopv1alpha1.DrillSettings{Checks: checks[engine]},
+			},
+		})
+	}
+	for name, backup := range drills {
+		dr := &backstopv1alpha1.BackupDrill{}
+		g.Eventually(func(g Gomega) {
+			g.Expect(s.k8s.Get(context.Background(), client.ObjectKey{Namespace: s.ns, Name: name}, dr)).To(Succeed())
+			g.Expect(dr.Status.Phase).To(BeElementOf(backstopv1alpha1.DrillSucceeded, backstopv1alpha1.DrillFailed))
+		}).WithTimeout(6*time.Minute).WithPolling(2*time.Second).Should(Succeed(), "BackupDrill %s did not finish", name)
+		g.Expect(dr.Status.Phase).To(Equal(backstopv1alpha1.DrillSucceeded), "%s: %s: %s", name, dr.Status.Reason, dr.Status.Message)
+		g.Expect(dr.Status.RestoreDuration).NotTo(BeNil())
+		for _, c := range dr.Status.Checks {
+			g.Expect(c.Passed).To(BeTrue(), "%s: check %s: %s", name, c.Name, c.Message)
+		}
+		bk := &backstopv1alpha1.Backup{}
+		g.Eventually(func(g Gomega) {
+			g.Expect(s.k8s.Get(context.Background(), client.ObjectKey{Namespace: s.ns, Name: backup}, bk)).To(Succeed())
+			c := meta.FindStatusCondition(bk.Status.Conditions, backstopv1alpha1.ConditionVerified)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
+		}).WithTimeout(time.Minute).Should(Succeed())
+	}
 }
 
 func (s *suite) testCorruptedArtifact(t *testing.T) {
