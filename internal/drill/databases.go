@@ -144,12 +144,11 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 					return err
 				}
 			}
-			err := d.srv.start(cred, dir, filepath.Join(bin, "postgres"), "-D", data, "-k", sock,
-				"-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off",
-				"-c", "synchronous_commit=off", "-c", "wal_level=minimal", "-c", "max_wal_senders=0",
-				"-c", "max_wal_size=4GB", "-c", "dynamic_shared_memory_type=mmap", "-c", "max_connections=10", "-c", "jit=off",
-				"-c", "logging_collector=off", "-c", "log_min_messages=warning")
-			if err != nil {
+			args := []string{"-D", data, "-k", sock}
+			for _, setting := range postgresSettings {
+				args = append(args, "-c", setting)
+			}
+			if err := d.srv.start(cred, dir, filepath.Join(bin, "postgres"), args...); err != nil {
 				return err
 			}
 			admin, _ := postgres.New(engine.Options{Host: sock, Databases: []string{"postgres"}, User: "backstop", TLSMode: "disable"})
@@ -168,6 +167,14 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 		}())
 	}()
 	return d, nil
+}
+
+// postgresSettings are the throwaway server's: reachable only through its
+// socket, and without durability (its data is thrown away).
+var postgresSettings = []string{
+	"listen_addresses=", "fsync=off", "full_page_writes=off", "synchronous_commit=off",
+	"wal_level=minimal", "max_wal_senders=0", "max_wal_size=4GB", "dynamic_shared_memory_type=mmap",
+	"max_connections=10", "jit=off", "logging_collector=off", "log_min_messages=warning",
 }
 
 // postgresBinDir finds the newest PostgreSQL server binaries and their major.

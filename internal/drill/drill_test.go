@@ -1,8 +1,14 @@
 package drill
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/manifest"
 )
 
 func TestParseChecks(t *testing.T) {
@@ -57,5 +63,36 @@ func TestVersions(t *testing.T) {
 		if got := mariadbVersion(in); got != want {
 			t.Errorf("mariadbVersion(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A server that does not start fails the drill with DrillServerFailed and
+// the last lines of its log; a backup of a newer major than the image's
+// server fails before anything starts.
+func TestThrowawayServerFailures(t *testing.T) {
+	scratch, err := os.MkdirTemp("", "drill-server-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+	os.Chmod(scratch, 0o777)
+	m := &manifest.Manifest{Engine: "postgres", EngineVersion: "PostgreSQL 15.14; pg_dump (PostgreSQL) 15.14"}
+
+	saved := postgresSettings
+	postgresSettings = append(append([]string{}, saved...), "no_such_setting=1")
+	t.Cleanup(func() { postgresSettings = saved })
+	sb, err := startPostgres(context.Background(), m, filepath.Join(scratch, "pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sb.Check(context.Background())
+	sb.stop()
+	if engine.ReasonOf(err) != ReasonDrillServerFailed || !strings.Contains(err.Error(), `unrecognized configuration parameter "no_such_setting"`) {
+		t.Fatalf("a server that cannot start: %v (reason %q)", err, engine.ReasonOf(err))
+	}
+
+	m.EngineVersion = "PostgreSQL 99.1"
+	if _, err := startPostgres(context.Background(), m, filepath.Join(scratch, "pg99")); engine.ReasonOf(err) != ReasonDrillServerFailed || !strings.Contains(err.Error(), "the backup is of PostgreSQL 99") {
+		t.Fatalf("a backup of PostgreSQL 99: %v", err)
 	}
 }
