@@ -31,6 +31,10 @@ type TargetStatus struct {
 	StoredBytes              int64        `json:"storedBytes,omitempty"`
 	StoredSize               string       `json:"storedSize,omitempty"`
 	NextRun                  *metav1.Time `json:"nextRun,omitempty"`
+	// LastVerifiedBackup is the target's newest Backup a drill restored
+	// and checked, and LastVerifiedTime when that drill finished.
+	LastVerifiedBackup string       `json:"lastVerifiedBackup,omitempty"`
+	LastVerifiedTime   *metav1.Time `json:"lastVerifiedTime,omitempty"`
 	Schedules                []string     `json:"schedules,omitempty"`
 	Suspended                bool         `json:"suspended,omitempty"`
 	Store                    string       `json:"store,omitempty"`
@@ -122,7 +126,8 @@ func buildStatus(now time.Time, targets []backstopv1alpha1.BackupTarget, stores 
 	for i := range targets {
 		t := &targets[i]
 		n := nsOf(t.Namespace)
-		row := TargetStatus{Target: t.Name, Engine: t.Status.Engine, Status: "OK"}
+		row := TargetStatus{Target: t.Name, Engine: t.Status.Engine, Status: "OK",
+			LastVerifiedBackup: t.Status.LastVerifiedBackup, LastVerifiedTime: t.Status.LastVerifiedTime}
 		fail := func(status, msg string) {
 			if row.Status == "OK" || row.Status == "NoBackup" || row.Status == "Running" {
 				row.Status, row.Message = status, msg
@@ -270,12 +275,16 @@ func completion(b *backstopv1alpha1.Backup) time.Time {
 func writeStatusTable(w io.Writer, n NamespaceStatus, now time.Time) {
 	fmt.Fprintf(w, "Namespace: %s\n", n.Namespace)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\tENGINE\tLAST BACKUP\tAGE\tSIZE\tNEXT RUN\tSTORE\tSTATUS")
+	fmt.Fprintln(tw, "TARGET\tENGINE\tLAST BACKUP\tAGE\tSIZE\tVERIFIED\tNEXT RUN\tSTORE\tSTATUS")
 	for _, t := range n.Targets {
 		last, age, size := "<none>", "-", "-"
 		if t.LastSuccessfulBackup != "" {
 			last, size = t.LastSuccessfulBackup, t.StoredSize
 			age = duration.HumanDuration(now.Sub(t.LastSuccessfulBackupTime.Time))
+		}
+		verified := "-"
+		if t.LastVerifiedTime != nil {
+			verified = duration.HumanDuration(now.Sub(t.LastVerifiedTime.Time)) + " ago"
 		}
 		next := "-"
 		switch {
@@ -300,7 +309,7 @@ func writeStatusTable(w io.Writer, n NamespaceStatus, now time.Time) {
 		if t.Message != "" && t.Status != "OK" {
 			status += ": " + oneLine(t.Message)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Target, engine, last, age, size, next, store, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Target, engine, last, age, size, verified, next, store, status)
 	}
 	_ = tw.Flush()
 	for _, p := range n.Problems {

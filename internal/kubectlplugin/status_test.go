@@ -51,7 +51,10 @@ func TestBuildStatus(t *testing.T) {
 		// c: the first backup is running.
 		backup("c-1", "c", backstopv1alpha1.BackupRunning, -time.Minute),
 	}
-	out := buildStatus(now, []backstopv1alpha1.BackupTarget{target("d"), target("c"), target("b"), target("a")}, stores, schedules, backups)
+	drilled := at(-90 * time.Minute)
+	a := target("a")
+	a.Status.LastVerifiedBackup, a.Status.LastVerifiedTime = "a-2", &drilled
+	out := buildStatus(now, []backstopv1alpha1.BackupTarget{target("d"), target("c"), target("b"), a}, stores, schedules, backups)
 	if len(out) != 1 || !out[0].Failing {
 		t.Fatalf("want one failing namespace, got %+v", out)
 	}
@@ -86,8 +89,11 @@ func TestBuildStatus(t *testing.T) {
 	if !strings.Contains(sb.String(), "Failing: BackupStore unused: StoreUnreachable: m\n") {
 		t.Errorf("table does not list the failing store:\n%s", sb.String())
 	}
-	if l := lineOf(sb.String(), "a "); !strings.Contains(l, " 3.6Ki ") || !strings.Contains(l, " in 60m ") || !strings.Contains(l, " s3 (Ready) ") {
+	if l := lineOf(sb.String(), "a "); !strings.Contains(l, " 3.6Ki ") || !strings.Contains(l, " 90m ago ") || !strings.Contains(l, " in 60m ") || !strings.Contains(l, " s3 (Ready) ") {
 		t.Errorf("row of a: %q", l)
+	}
+	if l := lineOf(sb.String(), "b "); !strings.Contains(l, " 3.6Ki  -  ") {
+		t.Errorf("row of b, never verified: %q", l)
 	}
 	if l := lineOf(sb.String(), "d "); !strings.Contains(l, " suspended ") || !strings.Contains(l, "<none>") {
 		t.Errorf("row of d: %q", l)
