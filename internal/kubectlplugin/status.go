@@ -35,10 +35,10 @@ type TargetStatus struct {
 	// and checked, and LastVerifiedTime when that drill finished.
 	LastVerifiedBackup string       `json:"lastVerifiedBackup,omitempty"`
 	LastVerifiedTime   *metav1.Time `json:"lastVerifiedTime,omitempty"`
-	Schedules                []string     `json:"schedules,omitempty"`
-	Suspended                bool         `json:"suspended,omitempty"`
-	Store                    string       `json:"store,omitempty"`
-	StoreReady               string       `json:"storeReady,omitempty"`
+	Schedules          []string     `json:"schedules,omitempty"`
+	Suspended          bool         `json:"suspended,omitempty"`
+	Store              string       `json:"store,omitempty"`
+	StoreReady         string       `json:"storeReady,omitempty"`
 }
 
 // NamespaceStatus is the status of one namespace.
