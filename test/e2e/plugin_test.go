@@ -188,7 +188,7 @@ func TestKubectlPlugin(t *testing.T) {
 		g.Expect(r.code).To(Equal(0))
 		line := lineWith(r.stdout, "uploads", bkName)
 		g.Expect(line).NotTo(BeEmpty())
-		g.Expect(strings.Fields(line)).To(Equal([]string{"uploads", "files", bkName, strings.Fields(line)[3], bk.Status.StoredSize, "in", strings.Fields(line)[6], "minio", "(Ready)", "OK"}))
+		g.Expect(strings.Fields(line)).To(Equal([]string{"uploads", "files", bkName, strings.Fields(line)[3], bk.Status.StoredSize, "-", "in", strings.Fields(line)[7], "minio", "(Ready)", "OK"}))
 
 		r = k.run("", "status", "-n", ns, "-o", "json")
 		g.Expect(r.code).To(Equal(0))
