@@ -94,6 +94,7 @@ func TestRealNode(t *testing.T) {
 	t.Run("HelmInstall", s.testHelmInstall)
 	t.Run("ScheduledBackupsAndRestores", s.testScheduledBackupsAndRestores)
 	t.Run("DrillsInTheImage", s.testDrills)
+	t.Run("PluginLogsFromTheKubelet", s.testPluginLogs)
 	t.Run("CorruptedArtifactRefused", s.testCorruptedArtifact)
 	t.Run("OperatorPodDeletedMidBackup", s.testOperatorPodDeleted)
 	t.Run("HelmUpgradeAndUninstall", s.testHelmUpgradeAndUninstall)
@@ -293,6 +294,32 @@ func (s *suite) testDrills(t *testing.T) {
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "%s: %s", c.Reason, c.Message)
 		}).WithTimeout(time.Minute).Should(Succeed())
+	}
+}
+
+// testPluginLogs: `kubectl backstop logs` reads a backup Job's container
+// log from the kubelet, through the API server, as a user's kubectl does.
+func (s *suite) testPluginLogs(t *testing.T) {
+	root, err := assets.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugin := filepath.Join(t.TempDir(), "kubectl-backstop")
+	build := exec.Command("go", "build", "-o", plugin, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	bk := s.firstBackupOf(t, "pg-shop-every-minute")
+	cmd := exec.Command(plugin, "logs", bk.Name, "-n", s.ns)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+s.node.Kubeconfig)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl backstop logs %s: %v\n%s", bk.Name, err, out)
+	}
+	// The agent's last line: its result, as the termination message has it.
+	if !strings.Contains(string(out), `{"phase":"Succeeded"`) || !strings.Contains(string(out), bk.Status.ArtifactPath) {
+		t.Fatalf("kubectl backstop logs %s printed:\n%s", bk.Name, out)
 	}
 }
 
