@@ -580,34 +580,60 @@ func (e *errReader) Read(p []byte) (int, error) {
 }
 
 // Get opens key. The object's answer is awaited before it returns, so a
-// missing object or bucket is reported here.
+// missing object or bucket is reported here. A download cut short is
+// resumed where it stopped, from the same generation of the object, up to
+// the store's attempts.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	k, err := s.key("get", key)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.do(ctx, http.MethodGet, s.objectURL(k)+"?alt=media", nil, nil, false)
+	u := s.objectURL(k) + "?alt=media"
+	resp, err := s.do(ctx, http.MethodGet, u, nil, nil, false)
 	if err != nil {
 		return nil, s.disambiguate(ctx, "get", s.classify("get", key, err, true))
 	}
-	return &reader{rd: resp.Body, s: s, key: key}, nil
+	if g := resp.Header.Get("X-Goog-Generation"); g != "" {
+		u += "&ifGenerationMatch=" + url.QueryEscape(g)
+	}
+	return &reader{ctx: ctx, body: resp.Body, s: s, key: key, url: u}, nil
 }
 
 type reader struct {
-	rd  io.ReadCloser
-	s   *Store
-	key string
+	ctx     context.Context
+	body    io.ReadCloser
+	s       *Store
+	key     string
+	url     string // the object's media URL, bound to its generation
+	off     int64
+	resumed int
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	n, err := r.rd.Read(p)
-	if err != nil && err != io.EOF {
-		err = r.s.classify("get", r.key, err, true)
+	n, err := r.body.Read(p)
+	r.off += int64(n)
+	if err == nil || err == io.EOF {
+		return n, err
 	}
-	return n, err
+	if r.ctx.Err() == nil && r.resumed < r.s.attempts {
+		r.resumed++
+		resp, rerr := r.s.do(r.ctx, http.MethodGet, r.url, nil, http.Header{"Range": {fmt.Sprintf("bytes=%d-", r.off)}}, false)
+		if rerr == nil && resp.StatusCode == http.StatusPartialContent {
+			r.body.Close()
+			r.body = resp.Body
+			if n > 0 {
+				return n, nil
+			}
+			return r.Read(p)
+		}
+		if rerr == nil {
+			resp.Body.Close()
+		}
+	}
+	return n, r.s.classify("get", r.key, err, true)
 }
 
-func (r *reader) Close() error { return r.rd.Close() }
+func (r *reader) Close() error { return r.body.Close() }
 
 // objectAttrs is the part of an object's resource a store reads.
 type objectAttrs struct {
