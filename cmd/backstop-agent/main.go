@@ -7,6 +7,11 @@
 // so Jobs run this lean entry point, shipped in the same image, and stay
 // within a small memory limit. Both binaries run internal/agent; see its
 // package documentation for the commands and flags.
+//
+// The same holds for what the agent links itself: every store's library
+// is initialised at every start, whatever the store type (Google's GCS
+// client alone cost 20 MiB; internal/store/gcs does without it).
+// TestAgentBinary_StartupMemory in internal/agent bounds the total.
 package main
 
 import (

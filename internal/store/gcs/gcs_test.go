@@ -120,6 +120,134 @@ func TestGCS_StreamedRoundTrip(t *testing.T) {
 	}
 }
 
+// The ends of a resumable upload: an object of no bytes, one of exactly
+// two chunks (the upload is finalized by a request without data), and
+// chunks that GCS answers with a transient error (a 503) or keeps only in
+// part (a 308 whose Range ends inside the chunk), as it may: the store sends
+// again what was not kept, and the object is whole.
+func TestGCS_UploadEdges(t *testing.T) {
+	srv := fakegcs.Start(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var chunks, fail503, keepHalf atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || r.Header.Get("Content-Range") == "" {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		n := chunks.Add(1)
+		if n == fail503.Load() {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var from, to int64
+		if n == keepHalf.Load() && r.ContentLength > 2 {
+			if _, err := fmt.Sscanf(r.Header.Get("Content-Range"), "bytes %d-%d/*", &from, &to); err == nil {
+				// Forward the first half as the whole request, then
+				// answer as GCS does when it kept only that much.
+				half := r.ContentLength / 2
+				body, _ := io.ReadAll(io.LimitReader(r.Body, half))
+				io.Copy(io.Discard, r.Body)
+				r2 := r.Clone(r.Context())
+				r2.Body, r2.ContentLength = io.NopCloser(strings.NewReader(string(body))), half
+				r2.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/*", from, from+half-1))
+				rec := httptest.NewRecorder()
+				proxy.ServeHTTP(rec, r2)
+				w.Header().Set("Range", fmt.Sprintf("bytes=0-%d", from+half-1))
+				w.WriteHeader(http.StatusPermanentRedirect)
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	s := newStore(t, srv, func(c *Config) { c.Endpoint = ts.URL; c.ChunkSize = 1 << 20 })
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name           string
+		size           int64
+		fail503, keep2 int32
+	}{
+		{"no bytes", 0, 0, 0},
+		{"exactly two chunks", 2 << 20, 0, 0},
+		{"a 503 on the second chunk", 3<<20 + 5, 2, 0},
+		{"half of the first chunk kept", 3<<20 + 5, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chunks.Store(0)
+			fail503.Store(tc.fail503)
+			keepHalf.Store(tc.keep2)
+			key := "edges/" + strings.ReplaceAll(tc.name, " ", "-")
+			if err := s.Put(ctx, key, io.MultiReader(newData(tc.size))); err != nil {
+				t.Fatalf("put: %v", err)
+			}
+			rc, err := s.Get(ctx, key)
+			if err != nil {
+				t.Fatalf("get: %v", err)
+			}
+			got, n := digest(t, rc)
+			rc.Close()
+			want, _ := digest(t, newData(tc.size))
+			if n != tc.size || got != want {
+				t.Fatalf("read back %d of %d bytes, digest match %v", n, tc.size, got == want)
+			}
+			if tc.fail503+tc.keep2 > 0 && chunks.Load() < 2 {
+				t.Fatalf("the proxy saw %d chunks", chunks.Load())
+			}
+		})
+	}
+}
+
+// A download cut short (the connection drops in the middle of the body)
+// is resumed where it stopped: the restore reads the whole object.
+func TestGCS_GetResumesACutDownload(t *testing.T) {
+	srv := fakegcs.Start(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var cuts, resumed atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Query().Get("alt") == "media" {
+			if r.Header.Get("Range") != "" {
+				resumed.Add(1)
+			} else if cuts.Add(1) <= 2 {
+				rec := httptest.NewRecorder()
+				proxy.ServeHTTP(rec, r)
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				w.Write(rec.Body.Bytes()[:rec.Body.Len()/3])
+				panic(http.ErrAbortHandler) // drop the connection mid-body
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	s := newStore(t, srv, func(c *Config) { c.Endpoint = ts.URL; c.MaxAttempts = 4 })
+	ctx := context.Background()
+	const size = 5<<20 + 7
+	if err := s.Put(ctx, "cut/data", newData(size)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Get(ctx, "cut/data")
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	got, n := digest(t, rc)
+	rc.Close()
+	want, _ := digest(t, newData(size))
+	if n != size || got != want || resumed.Load() == 0 {
+		t.Fatalf("read back %d of %d bytes, digest match %v, %d resumed requests", n, size, got == want, resumed.Load())
+	}
+}
+
 func TestGCS_FailedPutLeavesNothing(t *testing.T) {
 	srv := fakegcs.Start(t)
 	s := newStore(t, srv, nil)
