@@ -164,10 +164,12 @@ func TestDemo(t *testing.T) {
 	fmt.Print(indent(manifests))
 	run(t, manifests, kenv, kubectl, "apply", "-n", "demo", "-f", "-")
 
-	say("Waiting for two backups to succeed")
+	say("Waiting for two backups to succeed, and for a drill to verify the first")
 	k8s := c.Client
 	first := waitBackups(t, k8s, 2, 4*time.Minute)
+	run(t, "", kenv, kubectl, "wait", "-n", "demo", "backup/"+first, "--for=condition=Verified", "--timeout=180s")
 	fmt.Print(indent(run(t, "", kenv, kubectl, "get", "backstop", "-n", "demo")))
+	fmt.Print(indent(run(t, "", kenv, kubectl, "get", "backup", first, "-n", "demo", "-o", "jsonpath={.status.verification.checks[*].name} passed, time to restore {.status.verification.restoreDuration}{\"\\n\"}")))
 
 	say("Changing the data, then restoring the first backup (%s)", first)
 	if pg != nil {
@@ -274,6 +276,9 @@ spec:
   storeRef: {name: minio}
   schedule: "@every 30s"
   retention: {keepLast: 5}
+  # Restore every backup into a throwaway server in its own pod, check
+  # every table and its rows against the backup, and mark it Verified.
+  drill: {}
 ---
 `
 
