@@ -159,7 +159,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// conditions, a suspension since lifted) over what it is. On a conflict
 	// the reconcile runs again, on a newer read.
 	patch := newStatusPatch(bs, client.MergeFromWithOptimisticLock{})
-	catchUp(bs, all)
 	var pending []scheduleEvent
 	var nextDrill time.Time
 	defer func() {
@@ -254,27 +253,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	log.V(1).Info("Next backup", "at", due.Next, "in", wait)
 	// A little past the due time, so that the clock has reached it.
 	return ctrl.Result{RequeueAfter: min(wait+100*time.Millisecond, r.Resync)}, nil
-}
-
-// catchUp moves lastScheduleTime to the newest due time that has a Backup.
-// A Backup created just before the operator was killed, whose status write
-// was lost with it, has handled its due time: that due time must be neither
-// run again nor counted as missed.
-func catchUp(bs *backstopv1alpha1.BackupSchedule, all []*backstopv1alpha1.Backup) {
-	for _, bk := range all {
-		s, ok := bk.Annotations[AnnotationScheduledTime]
-		if !ok {
-			continue // not made for a due time
-		}
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			continue
-		}
-		if last := bs.Status.LastScheduleTime; last == nil || t.After(last.Time) {
-			at := metav1.NewTime(t)
-			bs.Status.LastScheduleTime, bs.Status.LastBackupName = &at, bk.Name
-		}
-	}
 }
 
 // dueAt is where the schedule stands at now, by the status it was read with.

@@ -191,36 +191,6 @@ func TestBackupScheduleReconciler_AfterDowntime(t *testing.T) {
 	}
 }
 
-// A Backup made for a due time whose status write was lost (the operator
-// killed between the two) has handled that due time: the next due time runs,
-// and the earlier one is not reported missed.
-func TestBackupScheduleReconciler_CatchesUpWithItsBackups(t *testing.T) {
-	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	sched := testSchedule(created, "0 * * * *")
-	sched.Status.LastScheduleTime = &metav1.Time{Time: created.Add(time.Hour)}
-	made := created.Add(2 * time.Hour)
-	lost := &backstopv1alpha1.Backup{
-		ObjectMeta: metav1.ObjectMeta{Name: schedule.BackupName("nightly", made), Namespace: "shop",
-			Annotations: map[string]string{AnnotationScheduledTime: made.Format(time.RFC3339)}},
-		Spec:   backstopv1alpha1.BackupSpec{ScheduleRef: &backstopv1alpha1.LocalObjectReference{Name: "nightly"}},
-		Status: backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupSucceeded},
-	}
-	r, _ := newScheduleReconciler(t, created.Add(3*time.Hour+time.Second), sched, lost)
-	_, got := reconcileSchedule(t, r)
-	want := schedule.BackupName("nightly", created.Add(3*time.Hour))
-	if names := backupNames(t, r); !slices.Contains(names, want) || len(names) != 2 {
-		t.Fatalf("backups = %v, want %s beside %s", names, want, lost.Name)
-	}
-	if last := got.Status.LastScheduleTime; last == nil || !last.Time.Equal(created.Add(3*time.Hour)) {
-		t.Errorf("lastScheduleTime = %v, want %s", last, created.Add(3*time.Hour))
-	}
-	for len(r.Recorder.(*events.FakeRecorder).Events) > 0 {
-		if e := <-r.Recorder.(*events.FakeRecorder).Events; strings.Contains(e, ReasonMissedSchedule) {
-			t.Errorf("event %q: the due time of %s has its Backup", e, lost.Name)
-		}
-	}
-}
-
 func TestBackupScheduleReconciler_ForbidAndSuspend(t *testing.T) {
 	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	sched := testSchedule(created, "0 * * * *")
