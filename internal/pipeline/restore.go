@@ -67,17 +67,25 @@ func (a *Artifact) Open() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, errorf(ReasonRestoreFailed, "opening the verified artifact: %v", err)
 	}
-	r, err := crypto.NewDecrypter(f, crypto.Mode(a.Manifest.Encryption.Mode), a.dec)
+	r, err := decode(f, a.Manifest, a.dec)
 	if err != nil {
 		f.Close()
+		return nil, err
+	}
+	return &plainReader{r: r, closers: []io.Closer{r, f}}, nil
+}
+
+// decode decrypts and decompresses the ciphertext read from r.
+func decode(r io.Reader, m *manifest.Manifest, dec crypto.DecryptOptions) (io.ReadCloser, error) {
+	plain, err := crypto.NewDecrypter(r, crypto.Mode(m.Encryption.Mode), dec)
+	if err != nil {
 		return nil, withReason(ReasonDecryptionFailed, err)
 	}
-	d, err := compress.NewReader(r, compress.Algorithm(a.Manifest.Compression.Algorithm))
+	d, err := compress.NewReader(plain, compress.Algorithm(m.Compression.Algorithm))
 	if err != nil {
-		f.Close()
 		return nil, withReason(ReasonIntegrityMismatch, err)
 	}
-	return &plainReader{r: d, closers: []io.Closer{d, f}}, nil
+	return d, nil
 }
 
 type plainReader struct {
@@ -144,17 +152,32 @@ func Fetch(ctx context.Context, o ReadOptions) (*Artifact, error) {
 	}
 	defer rc.Close()
 	sum := newHashCounter()
-	var cnt counter
+	var cnt, plain counter
 	prog := startProgress(o.Progress, o.ProgressInterval, func(d time.Duration) string {
 		n := cnt.n.Load()
 		pct := 100.0
 		if m.StoredSize > 0 {
 			pct = 100 * float64(n) / float64(m.StoredSize)
 		}
-		return fmt.Sprintf("download: %s of %s (%.0f%%), %s", humanBytes(n), humanBytes(m.StoredSize), pct, rate(n, d))
+		return fmt.Sprintf("download: %s of %s (%.0f%%), %s; verify: %s of %s plaintext checked",
+			humanBytes(n), humanBytes(m.StoredSize), pct, rate(n, d), humanBytes(plain.n.Load()), humanBytes(m.PlaintextSize))
 	})
-	// Read one byte past the stated size to notice an object that grew.
-	_, err = io.Copy(io.MultiWriter(f, sum, &cnt), io.LimitReader(rc, m.StoredSize+1))
+	// The plaintext is verified as the download arrives: the ciphertext
+	// goes to the scratch file and, through a pipe, to the decryption. No
+	// byte reaches the target before both are wholly checked.
+	pr, pw := io.Pipe()
+	downloaded := make(chan error, 1)
+	go func() {
+		// Read one byte past the stated size to notice an object that grew.
+		_, err := io.Copy(io.MultiWriter(f, sum, &cnt, pw), io.LimitReader(rc, m.StoredSize+1))
+		pw.CloseWithError(err)
+		downloaded <- err
+	}()
+	verr := verifyPlaintext(ctx, pr, m, o.Decrypt, &plain)
+	// The verification may stop early; the download goes on to the end, so
+	// that a damaged object is reported by its checksum, the surer reason.
+	_, _ = io.Copy(io.Discard, pr)
+	err = <-downloaded
 	prog.stop()
 	if err != nil {
 		var pe *os.PathError
@@ -169,17 +192,25 @@ func Fetch(ctx context.Context, o ReadOptions) (*Artifact, error) {
 	if err := f.Close(); err != nil {
 		return nil, errorf(ReasonInvalidInput, "writing the scratch file in %s: %v", dir, err)
 	}
-	if sum.n != m.StoredSize {
-		return nil, errorf(ReasonIntegrityMismatch, "%s has %s bytes, the manifest says %d", m.DataObject, sizeWord(sum.n, m.StoredSize), m.StoredSize)
-	}
-	if got := sum.sum(); got != m.SHA256 {
-		return nil, errorf(ReasonIntegrityMismatch, "%s has SHA-256 %s, the manifest says %s", m.DataObject, got, m.SHA256)
-	}
-	if err := verifyPlaintext(ctx, a, o); err != nil {
+	if err := checkStored(m, sum); err != nil {
 		return nil, err
+	}
+	if verr != nil {
+		return nil, verr
 	}
 	ok = true
 	return a, nil
+}
+
+// checkStored compares the ciphertext's size and SHA-256 with the manifest.
+func checkStored(m *manifest.Manifest, sum *hashCounter) error {
+	if sum.n != m.StoredSize {
+		return errorf(ReasonIntegrityMismatch, "%s has %s bytes, the manifest says %d", m.DataObject, sizeWord(sum.n, m.StoredSize), m.StoredSize)
+	}
+	if got := sum.sum(); got != m.SHA256 {
+		return errorf(ReasonIntegrityMismatch, "%s has SHA-256 %s, the manifest says %s", m.DataObject, got, m.SHA256)
+	}
+	return nil
 }
 
 func sizeWord(got, want int64) string {
@@ -243,35 +274,23 @@ func checkManifest(m *manifest.Manifest, o ReadOptions) error {
 	return nil
 }
 
-// verifyPlaintext decrypts and decompresses the local copy to io.Discard,
+// verifyPlaintext decrypts and decompresses the ciphertext read from r,
 // compares the plaintext's size and SHA-256 with the manifest, and runs the
 // engine's completeness check on the dump, as the backup did: an artifact
 // holding a dump that was cut short (made by a version that did not check)
-// fails here, before a restore touches anything.
-func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
-	r, err := a.Open()
+// fails here, before a restore touches anything. plain counts the
+// plaintext checked so far.
+func verifyPlaintext(ctx context.Context, ciphertext io.Reader, m *manifest.Manifest, dec crypto.DecryptOptions, plain *counter) error {
+	r, err := decode(ciphertext, m, dec)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	sum := newHashCounter()
-	var cnt counter
-	m := a.Manifest
-	prog := startProgress(o.Progress, o.ProgressInterval, func(d time.Duration) string {
-		n := cnt.n.Load()
-		return fmt.Sprintf("verify: %s of %s plaintext checked, %s", humanBytes(n), humanBytes(m.PlaintextSize), rate(n, d))
-	})
-	sinks := []io.Writer{sum, &cnt}
+	sinks := []io.Writer{sum, plain}
 	check := engine.NewDumpCheck(m.Engine)
 	if check != nil {
 		sinks = append(sinks, check)
-	}
-	// The content digest is recomputed too: status and `describe` show it,
-	// and a Backup is said to hold the same data as another by it.
-	content := newHashCounter()
-	filter := engine.NewContentFilter(m.Engine, content)
-	if filter != nil && m.ContentSHA256 != "" {
-		sinks = append(sinks, filter)
 	}
 	// The inventory is counted again and compared with the manifest's,
 	// which a restore drill trusts as the list of what must be restored.
@@ -282,8 +301,20 @@ func verifyPlaintext(ctx context.Context, a *Artifact, o ReadOptions) error {
 			sinks = append(sinks, inv)
 		}
 	}
-	_, err = io.Copy(io.MultiWriter(sinks...), ctxReader{ctx, r})
-	prog.stop()
+	groups := [][]io.Writer{sinks}
+	// The content digest is recomputed too, on a core of its own: status
+	// and `describe` show it, and a Backup is said to hold the same data as
+	// another by it.
+	content := newHashCounter()
+	filter := engine.NewContentFilter(m.Engine, content)
+	if filter != nil && m.ContentSHA256 != "" {
+		groups = append(groups, []io.Writer{filter})
+	}
+	fan := newFanOut(groups...)
+	_, err = io.Copy(fan, ctxReader{ctx, r})
+	if cerr := fan.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return withReason(ReasonIntegrityMismatch, fmt.Errorf("verifying %s: %w", m.DataObject, err))
 	}
@@ -427,20 +458,25 @@ func fetchLocal(ctx context.Context, o ReadOptions) (*Artifact, error) {
 		return &Artifact{Manifest: m, path: o.File, dec: o.Decrypt}, nil
 	}
 
-	if _, err := io.Copy(io.Discard, tee); err != nil {
+	var plain counter
+	prog := startProgress(o.Progress, o.ProgressInterval, func(d time.Duration) string {
+		n := plain.n.Load()
+		return fmt.Sprintf("verify: %s of %s plaintext checked, %s", humanBytes(n), humanBytes(m.PlaintextSize), rate(n, d))
+	})
+	verr := verifyPlaintext(ctx, tee, m, o.Decrypt, &plain)
+	// Read to the end: a damaged file is reported by its checksum.
+	_, err = io.Copy(io.Discard, tee)
+	prog.stop()
+	if err != nil {
 		return nil, errorf(ReasonInvalidInput, "reading %s: %v", o.File, err)
 	}
-	if stored.n != m.StoredSize {
-		return nil, errorf(ReasonIntegrityMismatch, "%s has %d bytes, the manifest says %d", o.File, stored.n, m.StoredSize)
-	}
-	if got := stored.sum(); got != m.SHA256 {
-		return nil, errorf(ReasonIntegrityMismatch, "%s has SHA-256 %s, the manifest says %s", o.File, got, m.SHA256)
-	}
-	a := &Artifact{Manifest: m, HasManifest: true, path: o.File, dec: o.Decrypt}
-	if err := verifyPlaintext(ctx, a, o); err != nil {
+	if err := checkStored(m, stored); err != nil {
 		return nil, err
 	}
-	return a, nil
+	if verr != nil {
+		return nil, verr
+	}
+	return &Artifact{Manifest: m, HasManifest: true, path: o.File, dec: o.Decrypt}, nil
 }
 
 // Verify fetches and verifies an artifact, then removes the scratch copy.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -180,13 +181,37 @@ func genPostgres(t *testing.T, pg *pgserver.Server, db string, target int64) pgD
 // pgCount returns the row count and the sum of ids of the events table.
 func pgCount(t *testing.T, pg *pgserver.Server, db string) (int64, string) {
 	t.Helper()
-	out := psql(t, pg, db, "SELECT count(*) || ' ' || sum(id) FROM public.events", 5*time.Minute)
+	return pgCountOf(t, pg, db, "public.events", "id")
+}
+
+// pgCountOf returns the row count of table and the sum of its column key.
+func pgCountOf(t *testing.T, pg *pgserver.Server, db, table, key string) (int64, string) {
+	t.Helper()
+	out := psql(t, pg, db, fmt.Sprintf("SELECT count(*) || ' ' || sum(%s) FROM %s", key, table), 5*time.Minute)
 	var n int64
 	var sum string
 	if _, err := fmt.Sscan(out, &n, &sum); err != nil {
 		t.Fatalf("counting rows in %s: %q: %v", db, out, err)
 	}
 	return n, sum
+}
+
+// genPgbench creates database db with pgbench's tables at scale s (100,000
+// accounts each; scale 60 dumps to 586 MB of short rows).
+func genPgbench(t *testing.T, pg *pgserver.Server, db string, s int) pgData {
+	t.Helper()
+	start := time.Now()
+	psql(t, pg, "postgres", "CREATE DATABASE "+db, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(pg.BinDir, "pgbench"), "-i", "-q", "-s", strconv.Itoa(s))
+	cmd.Env = pg.Env(db)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	d := pgData{DB: db, Took: time.Since(start)}
+	d.Rows, d.IDSum = pgCountOf(t, pg, db, "public.pgbench_accounts", "aid")
+	return d
 }
 
 // ---------------------------------------------------------------------------
