@@ -186,9 +186,8 @@ func Fetch(ctx context.Context, o ReadOptions) (*Artifact, error) {
 		}
 		return nil, withReason(ReasonStoreError, fmt.Errorf("downloading %s: %w", m.DataObject, err))
 	}
-	if err := f.Sync(); err != nil {
-		return nil, errorf(ReasonInvalidInput, "writing the scratch file in %s: %v", dir, err)
-	}
+	// No fsync: the scratch copy is read back at once, from the page cache,
+	// and a crash loses the restore, which is run again, not the copy.
 	if err := f.Close(); err != nil {
 		return nil, errorf(ReasonInvalidInput, "writing the scratch file in %s: %v", dir, err)
 	}
