@@ -19,7 +19,7 @@ const targetRestoreVsPsqlAlone = 1.1
 // the agent (download, manifest and hashes, decrypt, decompress, dump
 // completeness, content digest and inventory, psql in one transaction)
 // against `psql -1 -f dump.sql` of the same dump already on local disk,
-// each into a fresh database, best of BACKSTOP_BENCH_REPS (default 3),
+// each into a fresh database, best of BACKSTOP_BENCH_REPS (default 5),
 // interleaved. Two dumps: pgbench's tables at scale 60 (586 MB, the dump
 // the issue measured), held to the target; and the event log, reported
 // only: its wide rows of random text load faster per byte and compress
@@ -32,7 +32,7 @@ func TestRestoreVsPsql(t *testing.T) {
 		t.Skip("a benchmark: set BACKSTOP_BENCH=1 (make bench) to run it; see docs/benchmarks.md")
 	}
 	scale := envFloat(t, "BACKSTOP_BENCH_SCALE", 0.5, 0.01, 4)
-	reps := int(envFloat(t, "BACKSTOP_BENCH_REPS", 3, 1, 9))
+	reps := int(envFloat(t, "BACKSTOP_BENCH_REPS", 5, 1, 9))
 	b := setup(t)
 	pgbenchScale := max(1, int(120*scale))
 	corpora := []struct {
