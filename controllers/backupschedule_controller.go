@@ -588,6 +588,10 @@ func (r *BackupScheduleReconciler) prune(ctx context.Context, bs *backstopv1alph
 		case err != nil:
 			return err
 		}
+		// The log line is written at once, the event later, by another
+		// goroutine: if the operator dies in between, the log still says
+		// who deleted the Backup and why.
+		ctrl.LoggerFrom(ctx).Info("Deleted a Backup the retention policy does not keep", "backup", name, "dueAt", backupTime(bk))
 		r.Recorder.Eventf(bs, bk, corev1.EventTypeNormal, ReasonPruned, "Prune", "deleted Backup %s (retention)", name)
 	}
 	return nil

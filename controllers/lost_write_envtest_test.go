@@ -204,3 +204,60 @@ func TestBackupScheduleReconciler_EventsOfOneReconcileAllLand(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupScheduleReconciler_PruneSaysWhichBackup: every Backup that
+// retention deletes has a Pruned event naming it, through the manager's
+// event recorder, and a log line naming it, which outlives an operator
+// killed before its events are sent.
+func TestBackupScheduleReconciler_PruneSaysWhichBackup(t *testing.T) {
+	g := newScheduleRig(t, false)
+	g.r.Recorder = g.mgr.GetEventRecorder("backstop")
+	_, first := g.createSchedule(backstopv1alpha1.ConcurrencyAllow, false)
+	bs := g.schedule()
+	bs.Spec.Retention = &backstopv1alpha1.RetentionPolicy{KeepLast: ptr.To[int32](1)}
+	if err := g.c.Update(context.Background(), bs); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for m := range 3 {
+		names = append(names, g.scheduledBackup(first.Add(time.Duration(m)*time.Minute), backstopv1alpha1.BackupSucceeded).Name)
+	}
+	g.setLastScheduleTime(first.Add(2 * time.Minute))
+	g.clk.SetTime(first.Add(2*time.Minute + time.Second))
+	g.waitCached(func(c client.Client) error {
+		got := &backstopv1alpha1.BackupSchedule{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(bs), got); err != nil {
+			return err
+		}
+		if got.Spec.Retention == nil {
+			return errors.New("the cache has not seen the retention policy yet")
+		}
+		return nil
+	})
+	g.mustReconcile()
+
+	for _, name := range names[:2] {
+		if bk := g.backup(name); bk == nil || bk.DeletionTimestamp.IsZero() {
+			t.Fatalf("Backup %s was not pruned", name)
+		}
+		if lines := g.logs.containing("retention", name); len(lines) != 1 {
+			t.Errorf("log lines naming the pruned Backup %s: %q", name, lines)
+		}
+	}
+	eventually(t, 20*time.Second, func() error {
+		evs := &eventsv1.EventList{}
+		if err := g.c.List(context.Background(), evs, client.InNamespace(g.ns)); err != nil {
+			return err
+		}
+		pruned := map[string]int{}
+		for _, ev := range evs.Items {
+			if ev.Reason == ReasonPruned && ev.Related != nil && strings.Contains(ev.Note, ev.Related.Name) {
+				pruned[ev.Related.Name]++
+			}
+		}
+		if pruned[names[0]] != 1 || pruned[names[1]] != 1 || len(pruned) != 2 {
+			return fmt.Errorf("Pruned events by Backup: %v, want one for each of %v", pruned, names[:2])
+		}
+		return nil
+	})
+}
