@@ -105,6 +105,12 @@ func (r *BackupScheduleReconciler) reader() client.Reader {
 // after a failed write never reports the same due time twice.
 type scheduleEvent struct {
 	eventType, reason, note string
+	// action is "Schedule" unless set. It and related tell apart events of
+	// one reconcile that share a reason: the event recorder folds events
+	// with the same object, type, reason, action and related object into
+	// one series, and keeps only the first note.
+	action  string
+	related client.Object
 }
 
 // Reconcile creates the Backup that is due, if any, prunes, and requeues for the next due time.
@@ -189,7 +195,11 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			return
 		}
 		for _, ev := range pending {
-			r.Recorder.Eventf(bs, nil, ev.eventType, ev.reason, "Schedule", "%s", ev.note)
+			action := ev.action
+			if action == "" {
+				action = "Schedule"
+			}
+			r.Recorder.Eventf(bs, ev.related, ev.eventType, ev.reason, action, "%s", ev.note)
 		}
 		announceTransition(r.Recorder, bs, before, "Schedule")
 		recordScheduleMetrics(bs, interval, all)
@@ -217,6 +227,7 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, err
 	}
 
+	catchUp(sched, bs, all, now, &pending)
 	due := dueAt(sched, bs, now)
 	// The schedule was suspended when last seen: due times that passed
 	// since then passed while it was suspended, and are skipped too.
@@ -253,6 +264,45 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	log.V(1).Info("Next backup", "at", due.Next, "in", wait)
 	// A little past the due time, so that the clock has reached it.
 	return ctrl.Result{RequeueAfter: min(wait+100*time.Millisecond, r.Resync)}, nil
+}
+
+// catchUp moves lastScheduleTime to the newest due time up to now that
+// has a Backup. Such a Backup was made by a reconcile whose status write was
+// lost (the operator killed between the two), and whose events were lost
+// with it, since they are sent only once the status is written. The due
+// times before it that have no Backup are recorded here as missed, as that
+// reconcile would have (the same note, one per gap between Backups), so
+// that they are neither left unrecorded nor counted again in the next range.
+func catchUp(sched schedule.Schedule, bs *backstopv1alpha1.BackupSchedule, all []*backstopv1alpha1.Backup, now time.Time, pending *[]scheduleEvent) {
+	after := bs.CreationTimestamp.Time
+	if last := bs.Status.LastScheduleTime; last != nil {
+		after = last.Time
+	}
+	var made []*backstopv1alpha1.Backup
+	for _, bk := range all {
+		if _, ok := bk.Annotations[AnnotationScheduledTime]; ok && backupTime(bk).After(after) && !backupTime(bk).After(now) {
+			made = append(made, bk)
+		}
+	}
+	sort.Slice(made, func(i, j int) bool { return backupTime(made[i]).Before(backupTime(made[j])) })
+	for _, bk := range made {
+		t := backupTime(bk)
+		// The due times in (last, t): those in (last, t], but t itself,
+		// which ran (t may not be one if the spec changed since).
+		due := dueAt(sched, bs, t)
+		older := due.Skipped
+		if !due.TooLate && !due.Missed.IsZero() {
+			older++
+		}
+		if due.Missed.Equal(t) {
+			older--
+		}
+		if note := missedBefore(bs, older, t); note != "" {
+			*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonMissedSchedule, note: note, related: bk})
+		}
+		at := metav1.NewTime(t)
+		bs.Status.LastScheduleTime, bs.Status.LastBackupName = &at, bk.Name
+	}
 }
 
 // dueAt is where the schedule stands at now, by the status it was read with.
@@ -293,7 +343,7 @@ func (r *BackupScheduleReconciler) skipSuspended(bs *backstopv1alpha1.BackupSche
 	if n > 1 {
 		note = fmt.Sprintf("skipped %d backups due while the schedule was suspended, the newest at %s", n, at)
 	}
-	*pending = append(*pending, scheduleEvent{corev1.EventTypeNormal, ReasonSkippedSuspended, note})
+	*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeNormal, reason: ReasonSkippedSuspended, note: note})
 	return "; " + note
 }
 
@@ -314,13 +364,19 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		handled()
 		return nil
 	}
-	if note := missedBefore(bs, due); note != "" {
-		*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonMissedSchedule, note})
+	older := due.Skipped
+	if due.TooLate {
+		older-- // Missed itself, reported on its own
+	}
+	if note := missedBefore(bs, older, due.Missed); note != "" {
+		*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonMissedSchedule, note: note})
 	}
 	if due.TooLate {
 		bs.Status.LastScheduleTime = &scheduled
-		*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonMissedSchedule,
-			fmt.Sprintf("missed the backup due at %s: past startingDeadlineSeconds", due.Missed.Format(time.RFC3339))})
+		// Its own action: beside the range above, with the same reason, it
+		// would be folded into it.
+		*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonMissedSchedule, action: "Skip",
+			note: fmt.Sprintf("missed the backup due at %s: past startingDeadlineSeconds", due.Missed.Format(time.RFC3339))})
 		return nil
 	}
 
@@ -371,8 +427,8 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		default: // Forbid
 			if len(running) > 0 {
 				bs.Status.LastScheduleTime = &scheduled
-				*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, ReasonSkippedConcurrent,
-					fmt.Sprintf("skipped the backup due at %s: Backup %s (due at %s) is still running",
+				*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonSkippedConcurrent,
+					note: fmt.Sprintf("skipped the backup due at %s: Backup %s (due at %s) is still running",
 						due.Missed.Format(time.RFC3339), running[0].Name, backupTime(running[0]).Format(time.RFC3339))})
 				return nil
 			}
@@ -421,14 +477,10 @@ func BackupSpecOf(bs *backstopv1alpha1.BackupSchedule) backstopv1alpha1.BackupSp
 	}
 }
 
-// missedBefore says which due times older than due.Missed will never run
-// (the operator was down, or fell behind, across more than one), or "":
-// every due time is either run or recorded as skipped.
-func missedBefore(bs *backstopv1alpha1.BackupSchedule, due schedule.Due) string {
-	older := due.Skipped
-	if due.TooLate {
-		older-- // Missed itself, reported on its own
-	}
+// missedBefore says that the older due times after lastScheduleTime and
+// before "before" will never run (the operator was down, or fell behind,
+// across more than one), or "" when there are none.
+func missedBefore(bs *backstopv1alpha1.BackupSchedule, older int, before time.Time) string {
 	if older <= 0 {
 		return ""
 	}
@@ -437,7 +489,7 @@ func missedBefore(bs *backstopv1alpha1.BackupSchedule, due schedule.Due) string 
 		after = last.UTC().Format(time.RFC3339)
 	}
 	return fmt.Sprintf("missed %d backups due after %s and before %s: the operator was not running or fell behind, and only the newest due time runs",
-		older, after, due.Missed.UTC().Format(time.RFC3339))
+		older, after, before.UTC().Format(time.RFC3339))
 }
 
 // backupExists asks the API server whether a Backup exists.
@@ -536,6 +588,10 @@ func (r *BackupScheduleReconciler) prune(ctx context.Context, bs *backstopv1alph
 		case err != nil:
 			return err
 		}
+		// The log line is written at once, the event later, by another
+		// goroutine: if the operator dies in between, the log still says
+		// who deleted the Backup and why.
+		ctrl.LoggerFrom(ctx).Info("Deleted a Backup the retention policy does not keep", "backup", name, "dueAt", backupTime(bk))
 		r.Recorder.Eventf(bs, bk, corev1.EventTypeNormal, ReasonPruned, "Prune", "deleted Backup %s (retention)", name)
 	}
 	return nil

@@ -121,7 +121,7 @@ func (r *BackupScheduleReconciler) drills(ctx context.Context, bs *backstopv1alp
 	sched, err := schedule.Parse(policy.Schedule, bs.Spec.TimeZone)
 	if err != nil {
 		bs.Status.NextDrillTime = nil
-		*pending = append(*pending, scheduleEvent{corev1.EventTypeWarning, backstopv1alpha1.ReasonInvalidSchedule, fmt.Sprintf("spec.drill.schedule: %v", err)})
+		*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: backstopv1alpha1.ReasonInvalidSchedule, note: fmt.Sprintf("spec.drill.schedule: %v", err)})
 		return time.Time{}, nil
 	}
 	var last *time.Time
@@ -192,6 +192,6 @@ func (r *BackupScheduleReconciler) createDrill(ctx context.Context, bs *backstop
 	if err != nil {
 		return err
 	}
-	*pending = append(*pending, scheduleEvent{corev1.EventTypeNormal, ReasonDrillCreated, fmt.Sprintf("created BackupDrill %s of Backup %s", dr.Name, bk.Name)})
+	*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeNormal, reason: ReasonDrillCreated, note: fmt.Sprintf("created BackupDrill %s of Backup %s", dr.Name, bk.Name)})
 	return nil
 }

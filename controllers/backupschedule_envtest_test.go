@@ -30,6 +30,7 @@ type scheduleRig struct {
 	logs   *lineLog
 	clk    *clocktesting.FakeClock
 	ns     string
+	mgr    ctrl.Manager
 }
 
 // newScheduleRig: with staleAPI, even the reconciler's reads past the cache
@@ -41,7 +42,7 @@ func newScheduleRig(t *testing.T, staleAPI bool) *scheduleRig {
 	ns := testNamespace(t, cl.Client)
 	mgr, _ := startManager(t, cl.Config, ns, func(c client.Client) client.Client { stale.Client = c; return stale }, nil)
 	rig := &scheduleRig{t: t, c: cl.Client, cached: mgr.GetClient(), stale: stale, events: &eventLog{}, logs: &lineLog{},
-		clk: clocktesting.NewFakeClock(time.Now()), ns: ns}
+		clk: clocktesting.NewFakeClock(time.Now()), ns: ns, mgr: mgr}
 	var reader client.Reader = mgr.GetAPIReader()
 	if staleAPI {
 		reader = stale.reader(reader)

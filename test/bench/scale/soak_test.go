@@ -1,13 +1,16 @@
 package scale
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"os"
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -105,6 +108,7 @@ func TestOperatorSoak(t *testing.T) {
 	}
 
 	op := startOperator(ctx, t, bin, c.KubeconfigPath)
+	logs := []string{op.logPath} // every incarnation's
 	setupNamespace(ctx, t, k8s)
 	policies := []backstopv1alpha1.ConcurrencyPolicy{backstopv1alpha1.ConcurrencyForbid, backstopv1alpha1.ConcurrencyReplace, backstopv1alpha1.ConcurrencyAllow}
 	policyOf := map[string]backstopv1alpha1.ConcurrencyPolicy{}
@@ -143,6 +147,7 @@ func TestOperatorSoak(t *testing.T) {
 		kills = append(kills, time.Now())
 		op.kill()
 		op = startOperator(ctx, t, bin, c.KubeconfigPath)
+		logs = append(logs, op.logPath)
 	}
 	end := time.Now()
 	// No more due times: suspend every schedule, and let the operator, up
@@ -167,7 +172,7 @@ func TestOperatorSoak(t *testing.T) {
 	if err := k8s.List(ctx, evs, client.InNamespace(benchNamespace)); err != nil {
 		t.Fatal(err)
 	}
-	res := checkSoak(t, seen.snapshot(), evs.Items, policyOf, kills, end)
+	res := checkSoak(t, seen.snapshot(), evs.Items, policyOf, kills, end, deletionLogs(logs))
 	t.Logf("soak: %d schedules, %s, %d operator kills; operator peak RSS %.1f MiB; completer: %d pods completed, %d errors",
 		n, run, len(kills), float64(peakRSS)/(1<<20), comp.done.Load(), comp.failed.Load())
 	for _, p := range policies {
@@ -286,7 +291,11 @@ var (
 
 // checkSoak checks the invariants per schedule and counts what happened,
 // per policy.
-func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event, policyOf map[string]backstopv1alpha1.ConcurrencyPolicy, kills []time.Time, end time.Time) map[backstopv1alpha1.ConcurrencyPolicy]map[string]int {
+//
+// logged maps a Backup to the operator's log line that says it deleted it:
+// not a record the test accepts (events are what users see), but a failure
+// says what the log knew.
+func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event, policyOf map[string]backstopv1alpha1.ConcurrencyPolicy, kills []time.Time, end time.Time, logged map[string]string) map[backstopv1alpha1.ConcurrencyPolicy]map[string]int {
 	t.Helper()
 	// killedWithin: the operator was killed in [at, at+window].
 	killedWithin := func(at time.Time, window time.Duration) bool {
@@ -423,10 +432,52 @@ func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event
 		case pruned[name] == 0 && replaced[name] == "" && killedWithin(bk.deleted, soakKillWindow):
 			counts[p]["deleted, event lost to a kill"]++
 		default:
-			t.Errorf("Backup %s (%s) deleted with %d Pruned and %q Replaced events", name, p, pruned[name], replaced[name])
+			next := "none"
+			for _, k := range kills {
+				if k.After(bk.deleted) {
+					next = k.Sub(bk.deleted).Round(100*time.Millisecond).String() + " after"
+					break
+				}
+			}
+			log := logged[name]
+			if log == "" {
+				log = "no line"
+			}
+			t.Errorf("Backup %s (%s) deleted at %s with %d Pruned and %q Replaced events; next kill: %s; the operator's log: %s",
+				name, p, bk.deleted.Format(time.RFC3339Nano), pruned[name], replaced[name], next, log)
 		}
 	}
 	return counts
+}
+
+// deletionLogs reads the operators' logs for the lines that say a Backup
+// was deleted (by retention, or by Replace), by the Backup's name.
+func deletionLogs(paths []string) map[string]string {
+	out := map[string]string{}
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			if !strings.Contains(sc.Text(), `"Deleted a`) {
+				continue
+			}
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			for _, key := range []string{"backup", "deleted"} {
+				if name, ok := line[key].(string); ok {
+					out[name] = fmt.Sprintf("%v %q", line["ts"], line["msg"])
+				}
+			}
+		}
+		f.Close()
+	}
+	return out
 }
 
 func safeIndex(s []string, i int) string {
