@@ -389,10 +389,6 @@ func TestRestore_FailuresLeaveTargetUntouched(t *testing.T) {
 			mutate: func(t *testing.T, root string, m *manifest.Manifest) {
 				rewriteManifest(t, root, func(m *manifest.Manifest) { m.PlaintextSHA256 = strings.Repeat("0", 64) })
 			}},
-		{name: "content digest mismatch", enc: x25519, dec: rightID, want: ReasonIntegrityMismatch,
-			mutate: func(t *testing.T, root string, m *manifest.Manifest) {
-				rewriteManifest(t, root, func(m *manifest.Manifest) { m.ContentSHA256 = strings.Repeat("0", 64) })
-			}},
 		{name: "missing manifest", enc: x25519, dec: rightID, want: ReasonManifestNotFound,
 			mutate: func(t *testing.T, root string, m *manifest.Manifest) {
 				os.Remove(filepath.Join(root, "backups", artifactPath, manifest.FileName))
