@@ -17,7 +17,7 @@ const targetRestoreVsPsqlAlone = 1.1
 
 // TestRestoreVsPsql times, alone and repeated, a verified restore through
 // the agent (download, manifest and hashes, decrypt, decompress, dump
-// completeness, content digest and inventory, psql in one transaction)
+// completeness and inventory, psql in one transaction)
 // against `psql -1 -f dump.sql` of the same dump already on local disk,
 // each into a fresh database, best of BACKSTOP_BENCH_REPS (default 5),
 // interleaved. Two dumps: pgbench's tables at scale 60 (586 MB, the dump
