@@ -330,6 +330,26 @@ func backupTo(t *testing.T, st store.Store, eng *fakeEngine, enc crypto.EncryptO
 	return m
 }
 
+// rewriteManifest changes the stored manifest with f.
+func rewriteManifest(t *testing.T, root string, f func(*manifest.Manifest)) {
+	t.Helper()
+	p := filepath.Join(root, "backups", artifactPath, manifest.FileName)
+	fh, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Read(fh)
+	fh.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(m)
+	b, _ := m.Marshal()
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRestore_FailuresLeaveTargetUntouched(t *testing.T) {
 	key, other := newKey(t), newKey(t)
 	data := testData(2 << 20)
@@ -349,23 +369,6 @@ func TestRestore_FailuresLeaveTargetUntouched(t *testing.T) {
 		}
 	}
 	flip := func(b []byte) []byte { b[len(b)/2] ^= 0x01; return b }
-	rewriteManifest := func(t *testing.T, root string, f func(*manifest.Manifest)) {
-		p := filepath.Join(root, "backups", artifactPath, manifest.FileName)
-		fh, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := manifest.Read(fh)
-		fh.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f(m)
-		b, _ := m.Marshal()
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	cases := []struct {
 		name       string
@@ -551,5 +554,29 @@ func TestVerifyLocalFile(t *testing.T) {
 	_, err := Fetch(context.Background(), ReadOptions{File: bad, Decrypt: dec})
 	if r := reasonOf(t, err); r != ReasonIntegrityMismatch {
 		t.Fatalf("reason %s (%v)", r, err)
+	}
+}
+
+// A content digest changed in the manifest is found by verify; a restore,
+// which does not use the digest, restores the data the plaintext's SHA-256
+// vouches for.
+func TestContentDigest_VerifyRecountsItRestoreDoesNot(t *testing.T) {
+	key := newKey(t)
+	data := testData(2 << 20)
+	st, root := newFS(t)
+	backupTo(t, st, newFake("fake", data), crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}})
+	rewriteManifest(t, root, func(m *manifest.Manifest) { m.ContentSHA256 = strings.Repeat("0", 64) })
+	o := ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: crypto.DecryptOptions{Identities: []age.Identity{key.identity}}, ScratchDir: t.TempDir()}
+
+	_, err := Verify(context.Background(), o)
+	if r := reasonOf(t, err); r != ReasonIntegrityMismatch || !strings.Contains(err.Error(), "content digest") {
+		t.Fatalf("verify: %s (%v), want %s about the content digest", r, err, ReasonIntegrityMismatch)
+	}
+	eng := newFake("fake", nil)
+	if _, err := Restore(context.Background(), o, eng); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if !bytes.Equal(eng.restored, data) {
+		t.Fatalf("restored %d bytes, want the %d backed up", len(eng.restored), len(data))
 	}
 }
