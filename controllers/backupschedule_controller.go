@@ -290,10 +290,7 @@ func catchUp(sched schedule.Schedule, bs *backstopv1alpha1.BackupSchedule, all [
 		// The due times in (last, t): those in (last, t], but t itself,
 		// which ran (t may not be one if the spec changed since).
 		due := dueAt(sched, bs, t)
-		older := due.Skipped
-		if !due.TooLate && !due.Missed.IsZero() {
-			older++
-		}
+		older := due.Passed()
 		if due.Missed.Equal(t) {
 			older--
 		}
@@ -364,10 +361,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		handled()
 		return nil
 	}
-	older := due.Skipped
-	if due.TooLate {
-		older-- // Missed itself, reported on its own
-	}
+	older := due.Passed() - 1 // Missed itself runs, or is reported on its own
 	if note := missedBefore(bs, older, due.Missed); note != "" {
 		*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonMissedSchedule, note: note})
 	}

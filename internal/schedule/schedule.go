@@ -120,6 +120,18 @@ type Due struct {
 	Skipped int
 }
 
+// Passed counts the due times in (last run, now]: Missed and those
+// Skipped.
+func (d Due) Passed() int {
+	switch {
+	case d.Missed.IsZero():
+		return 0
+	case d.TooLate:
+		return d.Skipped
+	}
+	return d.Skipped + 1
+}
+
 // Due computes which run is due at now for a schedule created at created,
 // whose newest run was scheduled for last (nil when none has run yet), with
 // an optional starting deadline in seconds.

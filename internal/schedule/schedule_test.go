@@ -488,3 +488,28 @@ func BenchmarkDue_YearOfMinutes(b *testing.B) {
 		s.Due(now, created, &last, nil)
 	}
 }
+
+// Passed counts every due time in (last, now], whether it runs, is too
+// late, or is skipped.
+func TestDue_Passed(t *testing.T) {
+	s, err := Parse("0 * * * *", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := utc(2026, time.March, 2, 9, 0, 0)
+	sixty := int64(60)
+	for _, tc := range []struct {
+		now      time.Time
+		deadline *int64
+		want     int
+	}{
+		{now: utc(2026, time.March, 2, 9, 30, 0), want: 0},
+		{now: utc(2026, time.March, 2, 10, 0, 0), want: 1},
+		{now: utc(2026, time.March, 2, 12, 0, 30), want: 3},
+		{now: utc(2026, time.March, 2, 12, 5, 0), deadline: &sixty, want: 3}, // 12:00 too late
+	} {
+		if got := s.Due(tc.now, last, &last, tc.deadline).Passed(); got != tc.want {
+			t.Errorf("due times in (%s, %s]: Passed() = %d, want %d", last, tc.now, got, tc.want)
+		}
+	}
+}
