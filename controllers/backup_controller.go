@@ -50,7 +50,8 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backstopv1alpha1.Backup{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&batchv1.Job{}).
+		// A Job's progress waits behind new Backups, whose Jobs are to start.
+		Watches(&batchv1.Job{}, behind(handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &backstopv1alpha1.Backup{}, handler.OnlyControllerOwner()))).
 		// A drill that ends changes the Verified condition of its Backup.
 		Watches(&backstopv1alpha1.BackupDrill{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
 			dr, ok := o.(*backstopv1alpha1.BackupDrill)

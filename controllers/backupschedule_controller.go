@@ -69,6 +69,9 @@ type BackupScheduleReconciler struct {
 
 const defaultScheduleResync = 5 * time.Minute
 
+// dueTimePriority is the work queue priority of a schedule's next reconcile.
+var dueTimePriority = 0
+
 // SetupWithManager registers the reconciler.
 func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
@@ -81,13 +84,14 @@ func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backstopv1alpha1.BackupSchedule{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		// Backups carry no owner reference (deleting a schedule must not
 		// delete its backups), so they are mapped back by their scheduleRef.
-		Watches(&backstopv1alpha1.Backup{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+		// What a Backup did waits behind the schedules that are due.
+		Watches(&backstopv1alpha1.Backup{}, behind(handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
 			bk, ok := o.(*backstopv1alpha1.Backup)
 			if !ok || bk.Spec.ScheduleRef == nil {
 				return nil
 			}
 			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.ScheduleRef.Name}}}
-		}), builder.WithPredicates(backupChangedForSchedule())).
+		})), builder.WithPredicates(backupChangedForSchedule())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backupschedule").
 		Complete(r)
@@ -168,6 +172,9 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	var pending []scheduleEvent
 	var nextDrill time.Time
 	defer func() {
+		// The next due time comes at the default priority, whatever woke
+		// this reconcile (a Backup's change comes behind).
+		result.Priority = &dueTimePriority
 		if !nextDrill.IsZero() && err == nil {
 			// Wake for the next drill too, a little past its due time.
 			if wait := nextDrill.Sub(now) + 100*time.Millisecond; result.RequeueAfter == 0 || wait < result.RequeueAfter {
