@@ -144,12 +144,13 @@ func TestOperatorAtScale(t *testing.T) {
 	op.waitQueuesEmpty(t, 60*time.Second)
 	after := op.mustScrape(t)
 	hwm := op.vmHWM(t)
-	peakSampled, maxDepth := sampler.stop()
+	sampler.stop()
 	snap := track.snapshot()
 
 	r := report{
 		n: n, due: due, allDone: allDone, snap: snap, before: before, after: after,
-		hwm: hwm, rssSampled: peakSampled, maxDepth: maxDepth,
+		hwm: hwm, rssSampled: sampler.peakRSS, maxDepth: sampler.maxDepth,
+		peakAnon: sampler.peakAnon, peakFile: sampler.peakFile, maxHeapInuse: int64(sampler.maxHeapInuse),
 		completed: comp.done.Load(), completeFailed: comp.failed.Load(),
 	}
 	r.backups, r.jobs = countObjects(ctx, t, k8s)
@@ -646,6 +647,11 @@ type sampler struct {
 	mu       sync.Mutex
 	peakRSS  int64
 	maxDepth map[string]float64
+	// What the peak is made of: anonymous memory and pages of the binary
+	// (RssAnon, RssFile, at the sample of the peak VmRSS), and the largest
+	// Go heap in use seen (go_memstats_heap_inuse_bytes, once a second).
+	peakAnon, peakFile int64
+	maxHeapInuse       float64
 }
 
 // sample reads the operator's RSS every 250 ms and its work queue depths
@@ -665,8 +671,12 @@ func (op *operator) sample(ctx context.Context) *sampler {
 			case <-tick.C:
 			}
 			if rss, err := op.procStatus("VmRSS"); err == nil {
+				anon, _ := op.procStatus("RssAnon")
+				file, _ := op.procStatus("RssFile")
 				s.mu.Lock()
-				s.peakRSS = max(s.peakRSS, rss)
+				if rss > s.peakRSS {
+					s.peakRSS, s.peakAnon, s.peakFile = rss, anon, file
+				}
 				s.mu.Unlock()
 			}
 			if i%4 != 0 {
@@ -677,6 +687,7 @@ func (op *operator) sample(ctx context.Context) *sampler {
 				continue
 			}
 			s.mu.Lock()
+			s.maxHeapInuse = max(s.maxHeapInuse, sc.sum("go_memstats_heap_inuse_bytes", nil))
 			for _, name := range controllersOf {
 				s.maxDepth[name] = max(s.maxDepth[name], sc.sum("workqueue_depth", map[string]string{"name": name}))
 			}
@@ -686,12 +697,10 @@ func (op *operator) sample(ctx context.Context) *sampler {
 	return s
 }
 
-func (s *sampler) stop() (peakRSS int64, maxDepth map[string]float64) {
+// stop ends the sampling; its fields are then the run's.
+func (s *sampler) stop() {
 	close(s.stopc)
 	<-s.done
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peakRSS, s.maxDepth
 }
 
 // report is what the benchmark measured.
@@ -703,6 +712,9 @@ type report struct {
 	before, after  scrape
 	hwm            int64
 	rssSampled     int64
+	peakAnon       int64
+	peakFile       int64
+	maxHeapInuse   int64
 	rusageMaxRSS   int64
 	maxDepth       map[string]float64
 	cpu            time.Duration
@@ -760,6 +772,7 @@ func (r report) log(t *testing.T) {
 	fmt.Fprintf(&b, "| Backups Succeeded / Failed | %d / %d |\n", len(r.snap.succeeded), len(r.snap.failed))
 	fmt.Fprintf(&b, "| every Backup over, after due | %s |\n", secs(r.allDone))
 	fmt.Fprintf(&b, "| operator peak RSS (VmHWM; rusage maxrss; sampled VmRSS in the run) | %s; %s; %s |\n", mib(r.hwm), mib(r.rusageMaxRSS), mib(r.rssSampled))
+	fmt.Fprintf(&b, "| of the sampled peak: anonymous; pages of the binary; largest Go heap in use | %s; %s; %s |\n", mib(r.peakAnon), mib(r.peakFile), mib(r.maxHeapInuse))
 	fmt.Fprintf(&b, "| operator CPU time, whole life (user+system) | %s |\n", secs(r.cpu))
 	total := r.delta("rest_client_requests_total", nil)
 	conflicts := r.delta("rest_client_requests_total", map[string]string{"code": "409"})
