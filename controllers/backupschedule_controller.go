@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,9 +69,6 @@ type BackupScheduleReconciler struct {
 }
 
 const defaultScheduleResync = 5 * time.Minute
-
-// dueTimePriority is the work queue priority of a schedule's next reconcile.
-var dueTimePriority = 0
 
 // SetupWithManager registers the reconciler.
 func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -174,7 +172,7 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	defer func() {
 		// The next due time comes at the default priority, whatever woke
 		// this reconcile (a Backup's change comes behind).
-		result.Priority = &dueTimePriority
+		result.Priority = ptr.To(0)
 		if !nextDrill.IsZero() && err == nil {
 			// Wake for the next drill too, a little past its due time.
 			if wait := nextDrill.Sub(now) + 100*time.Millisecond; result.RequeueAfter == 0 || wait < result.RequeueAfter {

@@ -602,19 +602,36 @@ func (op *operator) mustScrape(t *testing.T) scrape {
 
 // procStatus reads one "<key>: <n> kB" line of /proc/<pid>/status, in bytes.
 func (op *operator) procStatus(key string) (int64, error) {
+	v, err := op.procStatuses(key)
+	return v[0], err
+}
+
+// procStatuses reads several "<key>: <n> kB" lines of /proc/<pid>/status in
+// one read, in bytes, in the order asked.
+func (op *operator) procStatuses(keys ...string) ([]int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", op.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return make([]int64, len(keys)), err
 	}
 	defer f.Close()
+	vals, found := make([]int64, len(keys)), 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
+		for i, key := range keys {
+			if rest, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+				if err != nil {
+					return vals, err
+				}
+				vals[i] = kb << 10
+				found++
+			}
 		}
 	}
-	return 0, fmt.Errorf("no %s in /proc/%d/status", key, op.cmd.Process.Pid)
+	if found < len(keys) {
+		return vals, fmt.Errorf("not all of %v in /proc/%d/status", keys, op.cmd.Process.Pid)
+	}
+	return vals, nil
 }
 
 // vmHWM is the operator's peak resident set size so far.
@@ -670,12 +687,10 @@ func (op *operator) sample(ctx context.Context) *sampler {
 				return
 			case <-tick.C:
 			}
-			if rss, err := op.procStatus("VmRSS"); err == nil {
-				anon, _ := op.procStatus("RssAnon")
-				file, _ := op.procStatus("RssFile")
+			if v, err := op.procStatuses("VmRSS", "RssAnon", "RssFile"); err == nil {
 				s.mu.Lock()
-				if rss > s.peakRSS {
-					s.peakRSS, s.peakAnon, s.peakFile = rss, anon, file
+				if v[0] > s.peakRSS {
+					s.peakRSS, s.peakAnon, s.peakFile = v[0], v[1], v[2]
 				}
 				s.mu.Unlock()
 			}
