@@ -22,6 +22,12 @@ func TestCleanRemovesWhatAKilledRunLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lock.Close()
+	// A run killed before this one (its bridge, chains, processes) is
+	// removed first, as every node's start does, so that the debris below
+	// is this test's own.
+	if err := clean(Dir(), ""); err != nil {
+		t.Fatalf("remove what an earlier run left: %v", err)
+	}
 	dir := t.TempDir()
 	for _, d := range []string{"run", "logs", "kubelet/pods/x/volumes", "containerd"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
