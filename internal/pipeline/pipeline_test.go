@@ -555,6 +555,11 @@ func TestVerifyLocalFile(t *testing.T) {
 	if r := reasonOf(t, err); r != ReasonIntegrityMismatch {
 		t.Fatalf("reason %s (%v)", r, err)
 	}
+	// Against its manifest, the mismatch names the file that was given.
+	_, err = Fetch(context.Background(), ReadOptions{File: bad, ManifestFile: filepath.Join(root, "backups", artifactPath, manifest.FileName), Decrypt: dec})
+	if r := reasonOf(t, err); r != ReasonIntegrityMismatch || !strings.Contains(err.Error(), bad+" has SHA-256") {
+		t.Fatalf("reason %s (%v), want %s naming %s", r, err, ReasonIntegrityMismatch, bad)
+	}
 }
 
 // A content digest changed in the manifest is found by verify; a restore,

@@ -195,7 +195,7 @@ func Fetch(ctx context.Context, o ReadOptions) (*Artifact, error) {
 	if err := f.Close(); err != nil {
 		return nil, errorf(ReasonInvalidInput, "writing the scratch file in %s: %v", dir, err)
 	}
-	if err := checkStored(m, sum); err != nil {
+	if err := checkStored(m.DataObject, m, sum); err != nil {
 		return nil, err
 	}
 	if verr != nil {
@@ -206,12 +206,12 @@ func Fetch(ctx context.Context, o ReadOptions) (*Artifact, error) {
 }
 
 // checkStored compares the ciphertext's size and SHA-256 with the manifest.
-func checkStored(m *manifest.Manifest, sum *hashCounter) error {
+func checkStored(name string, m *manifest.Manifest, sum *hashCounter) error {
 	if sum.n != m.StoredSize {
-		return errorf(ReasonIntegrityMismatch, "%s has %s bytes, the manifest says %d", m.DataObject, sizeWord(sum.n, m.StoredSize), m.StoredSize)
+		return errorf(ReasonIntegrityMismatch, "%s has %s bytes, the manifest says %d", name, sizeWord(sum.n, m.StoredSize), m.StoredSize)
 	}
 	if got := sum.sum(); got != m.SHA256 {
-		return errorf(ReasonIntegrityMismatch, "%s has SHA-256 %s, the manifest says %s", m.DataObject, got, m.SHA256)
+		return errorf(ReasonIntegrityMismatch, "%s has SHA-256 %s, the manifest says %s", name, got, m.SHA256)
 	}
 	return nil
 }
@@ -474,7 +474,7 @@ func fetchLocal(ctx context.Context, o ReadOptions) (*Artifact, error) {
 	if err != nil {
 		return nil, errorf(ReasonInvalidInput, "reading %s: %v", o.File, err)
 	}
-	if err := checkStored(m, stored); err != nil {
+	if err := checkStored(o.File, m, stored); err != nil {
 		return nil, err
 	}
 	if verr != nil {
