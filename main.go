@@ -28,12 +28,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
 	"github.com/backstop-io/backstop/controllers"
 	"github.com/backstop-io/backstop/internal/kubectlplugin"
+	"github.com/backstop-io/backstop/internal/metricsauth"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -164,7 +164,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	if secureMetrics {
 		// Only callers the API server authenticates, and authorises for
 		// GET /metrics, may read them.
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.FilterProvider
 	}
 
 	mgrOpts := ctrl.Options{
