@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -512,7 +513,7 @@ func (r *BackupScheduleReconciler) backupExists(ctx context.Context, ns, name st
 }
 
 // stillRunning reads a Backup from the API server and returns it if it is
-// still unfinished and not being deleted, or nil.
+// still unfinished and not being deleted, and its Job is not over, or nil.
 func (r *BackupScheduleReconciler) stillRunning(ctx context.Context, bk *backstopv1alpha1.Backup) (*backstopv1alpha1.Backup, error) {
 	cur := &backstopv1alpha1.Backup{}
 	if err := r.reader().Get(ctx, client.ObjectKeyFromObject(bk), cur); err != nil {
@@ -520,6 +521,21 @@ func (r *BackupScheduleReconciler) stillRunning(ctx context.Context, bk *backsto
 	}
 	if cur.UID != bk.UID || isFinal(cur.Status.Phase) || !cur.DeletionTimestamp.IsZero() {
 		return nil, nil
+	}
+	// A Backup whose Job is over no longer touches the target, and what it
+	// stored is about to be recorded (its Backup controller may be behind,
+	// or restarting): Forbid need not wait for it, and Replace must not
+	// delete it. A cached Job can only be behind, never ahead: an active
+	// one still counts as running.
+	job := &batchv1.Job{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: cur.Namespace, Name: jobName(cur.Name, "backup")}, job)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err == nil && metav1.IsControlledBy(job, cur) {
+		if done, _, _ := jobFinished(job); done {
+			return nil, nil
+		}
 	}
 	return cur, nil
 }

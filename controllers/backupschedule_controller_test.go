@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -345,5 +347,45 @@ func TestBackupScheduleReconciler_DueTimeWritesStatusOnTheFollowUp(t *testing.T)
 	}
 	if evs := drain(r.Recorder.(*events.FakeRecorder)); len(evs) != 2 || !strings.Contains(strings.Join(evs, "\n"), "missed 2 backups") {
 		t.Errorf("events after a missed range: %q, want the missed range and BackupCreated", evs)
+	}
+}
+
+// A Backup whose Job is over is not in the way of the next due time, even
+// before its own controller records how it ended: Forbid runs the due time,
+// and Replace does not delete it. While its Job is active, it is.
+func TestBackupScheduleReconciler_ABackupWhoseJobIsOverIsNotRunning(t *testing.T) {
+	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	due := created.Add(time.Hour)
+	for _, policy := range []backstopv1alpha1.ConcurrencyPolicy{backstopv1alpha1.ConcurrencyForbid, backstopv1alpha1.ConcurrencyReplace} {
+		for _, jobDone := range []bool{true, false} {
+			sched := testSchedule(created, "0 * * * *")
+			sched.Spec.ConcurrencyPolicy = policy
+			earlier := &backstopv1alpha1.Backup{
+				ObjectMeta: metav1.ObjectMeta{Name: "earlier", Namespace: "shop", UID: "uid-earlier"},
+				Spec:       backstopv1alpha1.BackupSpec{ScheduleRef: &backstopv1alpha1.LocalObjectReference{Name: "nightly"}},
+				Status:     backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupRunning},
+			}
+			job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: jobName("earlier", "backup"), Namespace: "shop",
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "backstop.io/v1alpha1", Kind: "Backup", Name: "earlier", UID: "uid-earlier", Controller: ptr.To(true)}}}}
+			if jobDone {
+				job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+			}
+			r, _ := newScheduleReconciler(t, due.Add(time.Second), sched, earlier, job)
+			reconcileSchedule(t, r)
+
+			names := backupNames(t, r)
+			slices.Sort(names)
+			want := []string{"earlier", schedule.BackupName("nightly", due)}
+			switch {
+			case !jobDone && policy == backstopv1alpha1.ConcurrencyForbid:
+				want = []string{"earlier"}
+			case !jobDone && policy == backstopv1alpha1.ConcurrencyReplace:
+				want = []string{schedule.BackupName("nightly", due)}
+			}
+			slices.Sort(want)
+			if !slices.Equal(names, want) {
+				t.Errorf("%s, Job over %v: Backups %v, want %v", policy, jobDone, names, want)
+			}
+		}
 	}
 }

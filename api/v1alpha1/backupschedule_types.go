@@ -57,7 +57,7 @@ type BackupScheduleSpec struct {
 	// active: Forbid skips the new run (a SkippedConcurrent event names the
 	// running Backup), Allow starts it beside, Replace deletes the running
 	// Backups of earlier due times (a Replaced event names both) and starts
-	// it. Defaults to Forbid.
+	// it. A Backup is active until its Job is over. Defaults to Forbid.
 	// +optional
 	// +kubebuilder:default=Forbid
 	ConcurrencyPolicy ConcurrencyPolicy `json:"concurrencyPolicy,omitempty"`
