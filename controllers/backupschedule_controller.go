@@ -170,7 +170,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	patch := newStatusPatch(bs, client.MergeFromWithOptimisticLock{})
 	var pending []scheduleEvent
 	var nextDrill time.Time
-	var created bool
 	defer func() {
 		// The next due time comes at the default priority, whatever woke
 		// this reconcile (a Backup's change comes behind).
@@ -186,15 +185,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			interval = sched.ExpectedInterval(now)
 		}
 		bs.Status.ObservedGeneration = bs.Generation
-		if created && err == nil && len(pending) == 0 && !transitions(before, bs) {
-			// The due time's Backup was just made, and nothing else needs
-			// saying now: its deterministic name marks the due time handled
-			// (catchUp reads it so), and its creation wakes this schedule
-			// again, behind the other due times, to write the status. In a
-			// rush of due times the Backups are made with half the requests.
-			recordScheduleMetrics(bs, interval, all)
-			return
-		}
 		changed, perr := patch.write(ctx, r.Client, bs)
 		if perr == nil && changed {
 			r.written.Store(bs.UID, bs.ResourceVersion)
@@ -252,7 +242,7 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !due.Missed.IsZero() {
 		if wasSuspended {
 			note = r.skipSuspended(bs, due, all, sched.Location(), &pending)
-		} else if created, err = r.runDue(ctx, bs, due, all, active, &pending); err != nil {
+		} else if err := r.runDue(ctx, bs, due, all, active, &pending); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -360,11 +350,10 @@ func (r *BackupScheduleReconciler) skipSuspended(bs *backstopv1alpha1.BackupSche
 	return "; " + note
 }
 
-// runDue creates the Backup for the due time, or records why it does not,
-// and says whether it created it.
+// runDue creates the Backup for the due time, or records why it does not.
 // all holds every Backup of the schedule, terminating ones included; active
 // the unfinished ones.
-func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alpha1.BackupSchedule, due schedule.Due, all, active []*backstopv1alpha1.Backup, pending *[]scheduleEvent) (created bool, err error) {
+func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alpha1.BackupSchedule, due schedule.Due, all, active []*backstopv1alpha1.Backup, pending *[]scheduleEvent) error {
 	log := ctrl.LoggerFrom(ctx)
 	scheduled := metav1.NewTime(due.Missed)
 	name := schedule.BackupName(bs.Name, due.Missed)
@@ -376,7 +365,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 	// due time is handled. It is never concurrent with itself.
 	if findBackup(all, name) != nil {
 		handled()
-		return false, nil
+		return nil
 	}
 	older := due.Passed() - 1 // Missed itself runs, or is reported on its own
 	if note := missedBefore(bs, older, due.Missed); note != "" {
@@ -388,7 +377,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		// would be folded into it.
 		*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonMissedSchedule, action: "Skip",
 			note: fmt.Sprintf("missed the backup due at %s: past startingDeadlineSeconds", due.Missed.Format(time.RFC3339))})
-		return false, nil
+		return nil
 	}
 
 	// Only Backups of earlier due times can be in the way.
@@ -402,17 +391,17 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		// The cache may not show this due time's Backup yet: ask the API
 		// server before skipping or deleting anything.
 		if exists, err := r.backupExists(ctx, bs.Namespace, name); err != nil {
-			return false, err
+			return err
 		} else if exists {
 			handled()
-			return false, nil
+			return nil
 		}
 		// And only Backups still running by the API server count.
 		var running []*backstopv1alpha1.Backup
 		for _, bk := range earlier {
 			cur, err := r.stillRunning(ctx, bk)
 			if err != nil {
-				return false, err
+				return err
 			}
 			if cur != nil {
 				running = append(running, cur)
@@ -427,7 +416,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 				}
 				if err != nil {
 					// A conflict: it changed since it was read; decide again.
-					return false, err
+					return err
 				}
 				r.Recorder.Eventf(bs, old, corev1.EventTypeNormal, ReasonReplaced, "Replace",
 					"deleted Backup %s (due at %s, still running) to start Backup %s for %s: concurrencyPolicy is Replace",
@@ -441,7 +430,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 				*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonSkippedConcurrent,
 					note: fmt.Sprintf("skipped the backup due at %s: Backup %s (due at %s) is still running",
 						due.Missed.Format(time.RFC3339), running[0].Name, backupTime(running[0]).Format(time.RFC3339))})
-				return false, nil
+				return nil
 			}
 		}
 	}
@@ -460,18 +449,18 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 	}
 	bk.Spec.ScheduleRef = &backstopv1alpha1.LocalObjectReference{Name: bs.Name}
 	if err := r.Create(ctx, bk); err != nil && !apierrors.IsAlreadyExists(err) {
-		return false, err
+		return err
 	} else if err == nil {
-		created = true
 		r.Recorder.Eventf(bs, bk, corev1.EventTypeNormal, ReasonBackupCreated, "Schedule", "created Backup %s for %s", name, due.Missed.Format(time.RFC3339))
 	}
 	handled()
-	// Active now, as the next reconcile will find it.
+	// Active now, as the next reconcile will find it: that one then has
+	// nothing to write.
 	if !slices.Contains(bs.Status.Active, name) {
 		bs.Status.Active = append(bs.Status.Active, name)
 		sort.Strings(bs.Status.Active)
 	}
-	return created, nil
+	return nil
 }
 
 // BackupSpecOf is the spec of a Backup with a schedule's settings: its

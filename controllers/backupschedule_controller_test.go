@@ -75,15 +75,6 @@ func reconcileSchedule(t *testing.T, r *BackupScheduleReconciler) (ctrl.Result, 
 	return res, got
 }
 
-// drain returns the events recorded so far.
-func drain(rec *events.FakeRecorder) []string {
-	var got []string
-	for len(rec.Events) > 0 {
-		got = append(got, <-rec.Events)
-	}
-	return got
-}
-
 func backupNames(t *testing.T, c client.Client) []string {
 	t.Helper()
 	list := &backstopv1alpha1.BackupList{}
@@ -191,7 +182,10 @@ func TestBackupScheduleReconciler_AfterDowntime(t *testing.T) {
 			// The four older due times are recorded as missed, not dropped
 			// silently.
 			want := "Warning MissedSchedule missed 4 backups due after 2026-03-01T01:00:00Z and before 2026-03-01T06:00:00Z"
-			got := drain(r.Recorder.(*events.FakeRecorder))
+			var got []string
+			for len(r.Recorder.(*events.FakeRecorder).Events) > 0 {
+				got = append(got, <-r.Recorder.(*events.FakeRecorder).Events)
+			}
 			if !slices.ContainsFunc(got, func(e string) bool { return strings.HasPrefix(e, want) }) {
 				t.Errorf("events %q, want one starting %q", got, want)
 			}
@@ -301,52 +295,6 @@ func TestBackupScheduleReconciler_ReadsPastTheCacheOnlyWhenNeeded(t *testing.T) 
 	reconcileSchedule(t, r)
 	if api.gets != 2 {
 		t.Errorf("after another writer: %d reads past the cache in all, want 2", api.gets)
-	}
-}
-
-// A due time costs the schedule one request, the Backup's creation, and its
-// event goes out at once; the status is written by the reconcile that the
-// Backup's creation wakes. A due time with more to say (a missed range) is
-// written at once, since its events wait for the write.
-func TestBackupScheduleReconciler_DueTimeWritesStatusOnTheFollowUp(t *testing.T) {
-	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	due := created.Add(time.Hour)
-	want := schedule.BackupName("nightly", due)
-
-	r, clk := newScheduleReconciler(t, created.Add(time.Minute), testSchedule(created, "0 * * * *"))
-	_, before := reconcileSchedule(t, r)
-	drain(r.Recorder.(*events.FakeRecorder))
-
-	clk.SetTime(due.Add(time.Second))
-	_, got := reconcileSchedule(t, r)
-	if n := backupNames(t, r); len(n) != 1 || n[0] != want {
-		t.Fatalf("backups = %v, want [%s]", n, want)
-	}
-	if got.ResourceVersion != before.ResourceVersion || got.Status.LastScheduleTime != nil {
-		t.Errorf("the due time's reconcile wrote the status: version %s -> %s, lastScheduleTime %v", before.ResourceVersion, got.ResourceVersion, got.Status.LastScheduleTime)
-	}
-	if evs := drain(r.Recorder.(*events.FakeRecorder)); len(evs) != 1 || !strings.Contains(evs[0], ReasonBackupCreated) {
-		t.Errorf("events at the due time: %q, want the one BackupCreated", evs)
-	}
-
-	_, got = reconcileSchedule(t, r) // woken by the Backup's creation
-	if got.Status.LastBackupName != want || got.Status.LastScheduleTime == nil || !got.Status.LastScheduleTime.Time.Equal(due) ||
-		!slices.Equal(got.Status.Active, []string{want}) || !got.Status.NextScheduleTime.Time.Equal(due.Add(time.Hour)) {
-		t.Errorf("status after the follow-up: last %v %q, active %v, next %v", got.Status.LastScheduleTime, got.Status.LastBackupName, got.Status.Active, got.Status.NextScheduleTime)
-	}
-	if evs := drain(r.Recorder.(*events.FakeRecorder)); len(evs) != 0 {
-		t.Errorf("the follow-up sent %q, want nothing", evs)
-	}
-
-	// Down across three due times: the missed range is reported with the
-	// write, at once.
-	clk.SetTime(due.Add(3*time.Hour + time.Second))
-	_, got = reconcileSchedule(t, r)
-	if got.Status.LastScheduleTime == nil || !got.Status.LastScheduleTime.Time.Equal(due.Add(3*time.Hour)) {
-		t.Errorf("after a missed range: lastScheduleTime %v, want %v written at once", got.Status.LastScheduleTime, due.Add(3*time.Hour))
-	}
-	if evs := drain(r.Recorder.(*events.FakeRecorder)); len(evs) != 2 || !strings.Contains(strings.Join(evs, "\n"), "missed 2 backups") {
-		t.Errorf("events after a missed range: %q, want the missed range and BackupCreated", evs)
 	}
 }
 

@@ -23,23 +23,16 @@ func announceTransition(rec events.EventRecorder, obj conditions.Object, before 
 	if rec == nil {
 		return
 	}
-	if !transitions(before, obj) {
+	after := conditions.Get(obj, backstopv1alpha1.ConditionReady)
+	if after == nil {
 		return
 	}
-	after := conditions.Get(obj, backstopv1alpha1.ConditionReady)
+	if before != nil && before.Status == after.Status && before.Reason == after.Reason {
+		return
+	}
 	eventType := corev1.EventTypeNormal
 	if after.Status == metav1.ConditionFalse {
 		eventType = corev1.EventTypeWarning
 	}
 	rec.Eventf(obj, nil, eventType, after.Reason, action, "%s", after.Message)
-}
-
-// transitions says whether obj's Ready condition has a status or reason
-// other than before's: the change announceTransition reports.
-func transitions(before *metav1.Condition, obj conditions.Object) bool {
-	after := conditions.Get(obj, backstopv1alpha1.ConditionReady)
-	if after == nil {
-		return false
-	}
-	return before == nil || before.Status != after.Status || before.Reason != after.Reason
 }
