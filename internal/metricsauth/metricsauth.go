@@ -82,12 +82,12 @@ func NewGate(tokens authenticationclient.TokenReviewInterface, access authorizat
 // (the API server could not say).
 func (g *Gate) Handler(log logr.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		token, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		if !ok || strings.TrimSpace(token) == "" {
+		token := bearerToken(req.Header.Get("Authorization"))
+		if token == "" {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
-		d, err := g.decide(req.Context(), strings.TrimSpace(token), strings.ToLower(req.Method), req.URL.Path)
+		d, err := g.decide(req.Context(), token, strings.ToLower(req.Method), req.URL.Path)
 		if err != nil {
 			log.Error(err, "Could not review a metrics request")
 			http.Error(w, "Could not review the request", http.StatusInternalServerError)
@@ -100,6 +100,16 @@ func (g *Gate) Handler(log logr.Logger, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, req)
 	})
+}
+
+// bearerToken is the token of an "Authorization: Bearer <token>" header (the
+// scheme in any case, as the API server reads it), or "".
+func bearerToken(header string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }
 
 // decide returns the cached decision or asks the API server. The cache is

@@ -75,6 +75,7 @@ func TestGate(t *testing.T) {
 	}{
 		{"an authorised reader", "/metrics", "reader", http.StatusOK, "backstop_up 1"},
 		{"no token", "/metrics", "", http.StatusUnauthorized, "Unauthorized"},
+		{"an empty token", "/metrics", " ", http.StatusUnauthorized, "Unauthorized"},
 		{"a token the API server rejects", "/metrics", "forged", http.StatusUnauthorized, "Unauthorized"},
 		{"an authenticated caller without the right", "/metrics", "other", http.StatusForbidden, "system:serviceaccount:default:other may not get /metrics"},
 		{"the reader on another path", "/debug", "reader", http.StatusForbidden, "system:serviceaccount:monitoring:prometheus may not get /debug"},
@@ -86,6 +87,17 @@ func TestGate(t *testing.T) {
 				t.Errorf("got %d %q, want %d %q", status, body, tc.status, tc.body)
 			}
 		})
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for header, want := range map[string]string{
+		"Bearer abc": "abc", "bearer abc": "abc", "Bearer  abc ": "abc",
+		"": "", "Bearer": "", "Bearer ": "", "Basic YWxhZGRpbjpvcGVuc2VzYW1l": "", "abc": "",
+	} {
+		if got := bearerToken(header); got != want {
+			t.Errorf("bearerToken(%q) = %q, want %q", header, got, want)
+		}
 	}
 }
 
