@@ -334,6 +334,10 @@ func (r *BackupReconciler) finish(bk *backstopv1alpha1.Backup, reason, format st
 	return ctrl.Result{}, nil
 }
 
+// jobGoneRecheck is how long a Backup being deleted waits for its stopped
+// Job to be gone before it looks again without being woken.
+const jobGoneRecheck = 30 * time.Second
+
 // reconcileDelete stops a running Job, then deletes the artifact unless the
 // policy is Retain, then lets the Backup go.
 func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1alpha1.Backup) (ctrl.Result, error) {
@@ -341,16 +345,23 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1al
 		return ctrl.Result{}, nil
 	}
 	log := ctrl.LoggerFrom(ctx)
-	// A Job still writing could commit a manifest after we delete: wait until it is gone.
+	// A Job still writing could commit a manifest after we delete: stop it
+	// and wait until it is gone, which wakes this Backup (the Job watch).
+	// A stopped Job writes nothing more, and the garbage collector removes
+	// it with the Backup: a Backup pruned after it ended is let go at once,
+	// with no Job deletion to wait for.
 	job := &batchv1.Job{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: jobName(bk.Name, "backup")}, job)
 	if err == nil && metav1.IsControlledBy(job, bk) {
-		if job.DeletionTimestamp.IsZero() {
-			if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
-				return ctrl.Result{}, err
+		if !jobStopped(job) {
+			if job.DeletionTimestamp.IsZero() {
+				if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
+					return ctrl.Result{}, err
+				}
 			}
+			// The Job's deletion wakes this Backup; this is only a safety net.
+			return ctrl.Result{RequeueAfter: jobGoneRecheck}, nil
 		}
-		return ctrl.Result{RequeueAfter: time.Second}, nil
 	} else if err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
 	}

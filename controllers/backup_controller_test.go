@@ -262,3 +262,71 @@ func TestBackupReconciler_SafetyBackupOfStartedRestore(t *testing.T) {
 		t.Errorf("the Restore behind: phase %s, Reconciling %+v", rs.Status.Phase, c)
 	}
 }
+
+// Deleting a Backup waits for a Job that may still write its manifest, and
+// only for such a Job: a Backup whose Job has stopped (pruned by retention)
+// is let go at once, its Job left to the garbage collector.
+func TestBackupReconciler_DeletionWaitsOnlyForAJobStillRunning(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		status  batchv1.JobStatus
+		waits   bool // the Backup stays, its Job being deleted
+		jobKept bool // the Job is left to the garbage collector
+	}{
+		{name: "job complete", status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}}, jobKept: true},
+		{name: "job failed", status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: "True", Reason: "BackoffLimitExceeded"}}}, jobKept: true},
+		{name: "job running", status: batchv1.JobStatus{Active: 1}, waits: true},
+		{name: "job failed, a pod still terminating", status: batchv1.JobStatus{
+			Conditions:  []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: "True", Reason: "DeadlineExceeded"}},
+			Terminating: ptrInt32(1)}, waits: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, tg := readyStoreAndTarget()
+			bk := &backstopv1alpha1.Backup{
+				ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "shop", Generation: 1, UID: "uid-old", Finalizers: []string{FinalizerArtifact}},
+				Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name},
+					StoreRef: backstopv1alpha1.LocalObjectReference{Name: st.Name}, DeletionPolicy: backstopv1alpha1.DeletionRetain},
+				Status: backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupRunning, JobName: "old-backup"},
+			}
+			job := &batchv1.Job{
+				ObjectMeta: metav1.ObjectMeta{Name: "old-backup", Namespace: "shop", OwnerReferences: []metav1.OwnerReference{{
+					APIVersion: backstopv1alpha1.GroupVersion.String(), Kind: "Backup", Name: "old", UID: "uid-old", Controller: ptrBool(true)}}},
+				Status: tc.status,
+			}
+			r := newBackupReconciler(t, st, tg, bk, job)
+			if err := r.Delete(ctx, bk); err != nil {
+				t.Fatal(err)
+			}
+			req := ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "shop", Name: "old"}}
+			res, err := r.Reconcile(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			backupErr := r.Get(ctx, req.NamespacedName, &backstopv1alpha1.Backup{})
+			jobErr := r.Get(ctx, client.ObjectKeyFromObject(job), &batchv1.Job{})
+			if tc.waits {
+				if backupErr != nil || res.RequeueAfter == 0 {
+					t.Fatalf("the Backup must wait for its running Job: get %v, result %+v", backupErr, res)
+				}
+				if jobErr == nil {
+					t.Fatal("the running Job was not deleted")
+				}
+				// The Job's deletion wakes the Backup, which then goes.
+				if _, err := r.Reconcile(ctx, req); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Get(ctx, req.NamespacedName, &backstopv1alpha1.Backup{}); err == nil {
+					t.Fatal("the Backup stayed once its Job was gone")
+				}
+				return
+			}
+			if backupErr == nil || res.RequeueAfter != 0 {
+				t.Fatalf("a Backup whose Job has stopped must go at once: get %v, result %+v", backupErr, res)
+			}
+			if (jobErr == nil) != tc.jobKept {
+				t.Fatalf("the stopped Job: get %v; it is the garbage collector's to delete", jobErr)
+			}
+		})
+	}
+}

@@ -521,10 +521,8 @@ func (r *BackupScheduleReconciler) stillRunning(ctx context.Context, bk *backsto
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, err
 	}
-	if err == nil && metav1.IsControlledBy(job, cur) {
-		if done, _, _ := jobFinished(job); done {
-			return nil, nil
-		}
+	if err == nil && metav1.IsControlledBy(job, cur) && jobStopped(job) {
+		return nil, nil
 	}
 	return cur, nil
 }

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -56,6 +57,15 @@ func jobFinished(job *batchv1.Job) (done bool, failedReason, failedMsg string) {
 		}
 	}
 	return false, "", ""
+}
+
+// jobStopped says whether a Job is over and none of its pods runs or is
+// still terminating: its agent writes nothing more. (Kubernetes sets a Job's
+// terminal condition only once its pods have ended; older versions did not
+// for a failed Job, hence the counts.)
+func jobStopped(job *batchv1.Job) bool {
+	done, _, _ := jobFinished(job)
+	return done && job.Status.Active == 0 && ptr.Deref(job.Status.Terminating, 0) == 0
 }
 
 // readAgentResult reads the agent's JSON result from the termination message
