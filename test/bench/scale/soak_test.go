@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,6 +210,7 @@ func (op *operator) kill() {
 type seenBackup struct {
 	schedule string
 	due      time.Time
+	created  time.Time
 	phase    backstopv1alpha1.BackupPhase
 	deleted  time.Time // when its deletion was first seen (deletionTimestamp or gone)
 }
@@ -234,6 +236,7 @@ func (l *backupLog) observe(o any, gone bool) {
 	if s == nil {
 		s = &seenBackup{schedule: bk.Labels[controllers.LabelSchedule]}
 		s.due, _ = time.Parse(time.RFC3339, bk.Annotations[controllers.AnnotationScheduledTime])
+		s.created = bk.CreationTimestamp.Time
 		l.m[bk.Name] = s
 	}
 	s.phase = bk.Status.Phase
@@ -286,6 +289,7 @@ const rfc3339 = `(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)`
 var (
 	dueAtRE       = regexp.MustCompile(`backup due at ` + rfc3339)
 	missedRangeRE = regexp.MustCompile(`missed (\d+) backups due after (?:the schedule was created at )?` + rfc3339 + ` and before ` + rfc3339)
+	suspendedRE   = regexp.MustCompile(`skipped (\d+) backups due while the schedule was suspended, the newest at ` + rfc3339)
 	replacedForRE = regexp.MustCompile(`to start Backup \S+ for ` + rfc3339)
 )
 
@@ -295,7 +299,15 @@ var (
 // logged maps a Backup to the operator's log line that says it deleted it:
 // not a record the test accepts (events are what users see), but a failure
 // says what the log knew.
-func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event, policyOf map[string]backstopv1alpha1.ConcurrencyPolicy, kills []time.Time, end time.Time, logged map[string]string) map[backstopv1alpha1.ConcurrencyPolicy]map[string]int {
+// soakReporter is what checkSoak needs of a *testing.T; its unit test
+// passes one that collects the errors.
+type soakReporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+}
+
+func checkSoak(t soakReporter, backups map[string]seenBackup, evs []eventsv1.Event, policyOf map[string]backstopv1alpha1.ConcurrencyPolicy, kills []time.Time, end time.Time, logged map[string]string) map[backstopv1alpha1.ConcurrencyPolicy]map[string]int {
 	t.Helper()
 	// killedWithin: the operator was killed in [at, at+window].
 	killedWithin := func(at time.Time, window time.Duration) bool {
@@ -318,6 +330,8 @@ func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event
 		}
 		accounted[schedule][due] = append(accounted[schedule][due], what)
 	}
+	// How late the operator was: a Backup's creation after its due time.
+	var late []time.Duration
 	for name, bk := range backups {
 		if bk.schedule == "" || bk.due.IsZero() {
 			t.Errorf("Backup %s: no schedule label or due time", name)
@@ -325,6 +339,12 @@ func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event
 		}
 		account(bk.schedule, bk.due, "Backup "+name)
 		counts[policyOf[bk.schedule]]["backups"]++
+		late = append(late, bk.created.Sub(bk.due))
+	}
+	if len(late) > 0 {
+		slices.Sort(late)
+		at := func(q float64) time.Duration { return late[int(q*float64(len(late)-1))].Round(100 * time.Millisecond) }
+		t.Logf("Backups created after their due time: p50 %s, p99 %s, max %s (creation times are in whole seconds)", at(0.5), at(0.99), at(1))
 	}
 	pruned, replaced := map[string]int{}, map[string]string{}
 	for _, ev := range evs {
@@ -348,6 +368,34 @@ func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event
 			}
 			replaced[related] = m[1]
 			counts[p]["replaced"]++
+		case controllers.ReasonSkippedSuspended:
+			// The soak suspends every schedule at its end: the due times
+			// the operator had not yet handled then are skipped, and so are
+			// those after it. A skip of a due time long before the end
+			// hides a schedule that had stalled.
+			n, newest := 1, time.Time{}
+			if m := suspendedRE.FindStringSubmatch(ev.Note); m != nil {
+				n, _ = strconv.Atoi(m[1])
+				newest, _ = time.Parse(time.RFC3339, m[2])
+			} else if m := dueAtRE.FindStringSubmatch(ev.Note); m != nil {
+				newest, _ = time.Parse(time.RFC3339, m[1])
+			}
+			if newest.IsZero() || n < 1 {
+				t.Errorf("%s: a suspended skip that names no due time: %q", schedule, ev.Note)
+				continue
+			}
+			for i := range n {
+				d := newest.Add(-time.Duration(i) * soakInterval)
+				switch {
+				case d.After(end):
+				case d.Before(end.Add(-3 * soakInterval)):
+					t.Errorf("%s: due time %s skipped as suspended, though the soak suspended the schedules at %s: the schedule had stalled",
+						schedule, d.Format(time.RFC3339), end.Format(time.RFC3339))
+				default:
+					account(schedule, d, ev.Reason)
+					counts[p]["skipped at the end (suspended)"]++
+				}
+			}
 		case controllers.ReasonSkippedConcurrent, controllers.ReasonMissedSchedule:
 			if m := missedRangeRE.FindStringSubmatch(ev.Note); m != nil {
 				after, err1 := time.Parse(time.RFC3339, m[2])
@@ -384,8 +432,13 @@ func checkSoak(t *testing.T, backups map[string]seenBackup, evs []eventsv1.Event
 			dues = append(dues, d)
 		}
 		sort.Slice(dues, func(i, j int) bool { return dues[i].Before(dues[j]) })
-		if len(dues) == 0 || dues[len(dues)-1].Before(end.Add(-3*soakInterval)) {
-			t.Errorf("%s: the newest due time handled is %v, the soak ended at %s: the schedule stalled", schedule, dues, end.Format(time.RFC3339))
+		if len(dues) == 0 {
+			t.Errorf("%s: no due time handled: the schedule never ran", schedule)
+			continue
+		}
+		if newest := dues[len(dues)-1]; newest.Before(end.Add(-3 * soakInterval)) {
+			t.Errorf("%s: the newest due time handled is %s, %s before the soak ended: the schedule stalled",
+				schedule, newest.Format(time.RFC3339), end.Sub(newest).Round(time.Second))
 			continue
 		}
 		counts[p]["due times"] += len(dues)
