@@ -52,6 +52,14 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backstopv1alpha1.Backup{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		// A Job's progress waits behind new Backups, whose Jobs are to start.
 		Watches(&batchv1.Job{}, behind(handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &backstopv1alpha1.Backup{}, handler.OnlyControllerOwner()))).
+		// A delete Job is not owned by its Backup (it must outlive it): it
+		// names it in a label.
+		Watches(&batchv1.Job{}, behind(handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+			if o.GetLabels()[LabelComponent] != deleteAgent || o.GetLabels()[LabelBackup] == "" {
+				return nil
+			}
+			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetLabels()[LabelBackup]}}}
+		}))).
 		// A drill that ends changes the Verified condition of its Backup.
 		Watches(&backstopv1alpha1.BackupDrill{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
 			dr, ok := o.(*backstopv1alpha1.BackupDrill)
@@ -334,9 +342,10 @@ func (r *BackupReconciler) finish(bk *backstopv1alpha1.Backup, reason, format st
 	return ctrl.Result{}, nil
 }
 
-// jobGoneRecheck is how long a Backup being deleted waits for its stopped
-// Job to be gone before it looks again without being woken.
-const jobGoneRecheck = 30 * time.Second
+// jobWaitRecheck is how long a Backup being deleted waits on a Job (its
+// stopped backup Job to be gone, its delete Job to end) before it looks
+// again without being woken: the Job watch wakes it when the Job changes.
+const jobWaitRecheck = 30 * time.Second
 
 // reconcileDelete stops a running Job, then deletes the artifact unless the
 // policy is Retain, then lets the Backup go.
@@ -360,7 +369,7 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1al
 				}
 			}
 			// The Job's deletion wakes this Backup; this is only a safety net.
-			return ctrl.Result{RequeueAfter: jobGoneRecheck}, nil
+			return ctrl.Result{RequeueAfter: jobWaitRecheck}, nil
 		}
 	} else if err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, err
@@ -377,7 +386,7 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1al
 			return ctrl.Result{}, err
 		}
 		if !done {
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+			return ctrl.Result{RequeueAfter: jobWaitRecheck}, nil
 		}
 		log.Info("Deleted the artifact", "path", bk.Status.ArtifactPath)
 	}
@@ -409,6 +418,10 @@ func (r *BackupReconciler) deleteArtifact(ctx context.Context, bk *backstopv1alp
 	return true, nil
 }
 
+// deleteAgent is the component label of the Jobs that delete an artifact
+// from a volume store.
+const deleteAgent = "delete-agent"
+
 // deleteWithJob runs `backstop-agent delete` with the volume mounted.
 func (r *BackupReconciler) deleteWithJob(ctx context.Context, bk *backstopv1alpha1.Backup, bs *backstopv1alpha1.BackupStore) (bool, error) {
 	name := jobName(bk.Name, "delete")
@@ -419,7 +432,7 @@ func (r *BackupReconciler) deleteWithJob(ctx context.Context, bk *backstopv1alph
 			Op:           opDelete,
 			Name:         name,
 			Namespace:    bk.Namespace,
-			Labels:       map[string]string{LabelBackup: bk.Name, LabelComponent: "delete-agent", LabelManagedBy: managedBy},
+			Labels:       map[string]string{LabelBackup: bk.Name, LabelComponent: deleteAgent, LabelManagedBy: managedBy},
 			Store:        bs,
 			ArtifactPath: bk.Status.ArtifactPath,
 			Template:     &backstopv1alpha1.JobTemplate{TTLSecondsAfterFinished: ptrInt32(300)},
