@@ -53,12 +53,16 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// A Job's progress waits behind new Backups, whose Jobs are to start.
 		Watches(&batchv1.Job{}, behind(handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &backstopv1alpha1.Backup{}, handler.OnlyControllerOwner()))).
 		// A delete Job is not owned by its Backup (it must outlive it): it
-		// names it in a label.
+		// names it in a label, and wakes it when it ends.
 		Watches(&batchv1.Job{}, behind(handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
-			if o.GetLabels()[LabelComponent] != deleteAgent || o.GetLabels()[LabelBackup] == "" {
+			job, ok := o.(*batchv1.Job)
+			if !ok || job.Labels[LabelComponent] != deleteAgent || job.Labels[LabelBackup] == "" {
 				return nil
 			}
-			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetLabels()[LabelBackup]}}}
+			if done, _, _ := jobFinished(job); !done {
+				return nil
+			}
+			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: job.Namespace, Name: job.Labels[LabelBackup]}}}
 		}))).
 		// A drill that ends changes the Verified condition of its Backup.
 		Watches(&backstopv1alpha1.BackupDrill{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
