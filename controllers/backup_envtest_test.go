@@ -24,6 +24,7 @@ func TestBackupReconciler_DeleteJobsEndWakesItsBackup(t *testing.T) {
 	ctx := context.Background()
 	cl := realCluster(t)
 	ns := testNamespace(t, cl.Client)
+	// drillRig's helpers make the store; only the Backup controller runs.
 	g := &drillRig{t: t, c: cl.Client, ns: ns, events: &eventLog{}}
 	agentOpts := DefaultAgentOptions()
 	agentOpts.Image = fakeAgentImage

@@ -293,12 +293,6 @@ var (
 	replacedForRE = regexp.MustCompile(`to start Backup \S+ for ` + rfc3339)
 )
 
-// checkSoak checks the invariants per schedule and counts what happened,
-// per policy.
-//
-// logged maps a Backup to the operator's log line that says it deleted it:
-// not a record the test accepts (events are what users see), but a failure
-// says what the log knew.
 // soakReporter is what checkSoak needs of a *testing.T; its unit test
 // passes one that collects the errors.
 type soakReporter interface {
@@ -307,6 +301,12 @@ type soakReporter interface {
 	Logf(format string, args ...any)
 }
 
+// checkSoak checks the invariants per schedule and counts what happened,
+// per policy.
+//
+// logged maps a Backup to the operator's log line that says it deleted it:
+// not a record the test accepts (events are what users see), but a failure
+// says what the log knew.
 func checkSoak(t soakReporter, backups map[string]seenBackup, evs []eventsv1.Event, policyOf map[string]backstopv1alpha1.ConcurrencyPolicy, kills []time.Time, end time.Time, logged map[string]string) map[backstopv1alpha1.ConcurrencyPolicy]map[string]int {
 	t.Helper()
 	// killedWithin: the operator was killed in [at, at+window].
