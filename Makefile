@@ -53,7 +53,7 @@ TEST_PACKAGES = $$(go list ./... | grep -v -e /test/demo -e /test/bench/)
 .PHONY: test
 test: setup ## Run every test against real parts (control plane, a real node, databases, MinIO).
 	KUBEBUILDER_ASSETS="$$(bash hack/control-plane.sh)" go test -count=1 -timeout 75m $(TEST_PACKAGES)
-	go test -count=1 -run '^TestParseMetricsAndQuantile$$' ./test/bench/scale
+	go test -count=1 -v -run '^(TestParseMetricsAndQuantile|TestCheckSoak_SuspendedSkipsAtTheEnd)$$' ./test/bench/scale
 
 .PHONY: bench
 bench: ## Run the benchmarks (test/bench/...; see docs/benchmarks.md). Not part of `make test`.
