@@ -22,19 +22,12 @@ import (
 // Job watch: the Backup is gone well before the controller's own recheck.
 func TestBackupReconciler_DeleteJobsEndWakesItsBackup(t *testing.T) {
 	ctx := context.Background()
-	cl := realCluster(t)
-	ns := testNamespace(t, cl.Client)
-	// drillRig's helpers make the store; only the Backup controller runs.
-	g := &drillRig{t: t, c: cl.Client, ns: ns, events: &eventLog{}}
-	agentOpts := DefaultAgentOptions()
-	agentOpts.Image = fakeAgentImage
-	startManager(t, cl.Config, ns, nil, func(mgr ctrl.Manager) error {
-		if err := indexSpecRefs(ctx, mgr.GetFieldIndexer()); err != nil {
-			return err
-		}
+	// The drill rig's helpers make the store; only the Backup controller runs.
+	g := newRig(t, func(mgr ctrl.Manager, g *drillRig, agentOpts AgentOptions) error {
 		return (&BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: g.events,
 			Clock: clocktesting.NewFakeClock(time.Now()), Agent: agentOpts}).SetupWithManager(mgr)
 	})
+	ns := g.ns
 	g.store("vol", false)
 
 	bk := &backstopv1alpha1.Backup{

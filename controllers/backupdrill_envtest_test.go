@@ -35,6 +35,16 @@ type drillRig struct {
 
 func newDrillRig(t *testing.T, maxDrills int) *drillRig {
 	t.Helper()
+	return newRig(t, func(mgr ctrl.Manager, g *drillRig, agentOpts AgentOptions) error {
+		g.backupR = &BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: g.events, Clock: clocktesting.NewFakeClock(time.Now()), Agent: agentOpts}
+		return (&BackupDrillReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: g.events, Agent: agentOpts, MaxConcurrentDrills: maxDrills}).SetupWithManager(mgr)
+	})
+}
+
+// newRig starts a manager in a namespace of its own, with the field indexes
+// and the controllers that setup registers.
+func newRig(t *testing.T, setup func(mgr ctrl.Manager, g *drillRig, agentOpts AgentOptions) error) *drillRig {
+	t.Helper()
 	cl := realCluster(t)
 	ns := testNamespace(t, cl.Client)
 	g := &drillRig{t: t, c: cl.Client, ns: ns, events: &eventLog{}}
@@ -44,8 +54,7 @@ func newDrillRig(t *testing.T, maxDrills int) *drillRig {
 		if err := indexSpecRefs(context.Background(), mgr.GetFieldIndexer()); err != nil {
 			return err
 		}
-		g.backupR = &BackupReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: g.events, Clock: clocktesting.NewFakeClock(time.Now()), Agent: agentOpts}
-		return (&BackupDrillReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: g.events, Agent: agentOpts, MaxConcurrentDrills: maxDrills}).SetupWithManager(mgr)
+		return setup(mgr, g, agentOpts)
 	})
 	return g
 }
