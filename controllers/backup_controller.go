@@ -363,20 +363,18 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1al
 	// A stopped Job writes nothing more, and the garbage collector removes
 	// it with the Backup: a Backup pruned after it ended is let go at once,
 	// with no Job deletion to wait for.
-	job := &batchv1.Job{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: jobName(bk.Name, "backup")}, job)
-	if err == nil && metav1.IsControlledBy(job, bk) {
-		if !jobStopped(job) {
-			if job.DeletionTimestamp.IsZero() {
-				if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
-					return ctrl.Result{}, err
-				}
-			}
-			// The Job's deletion wakes this Backup; this is only a safety net.
-			return ctrl.Result{RequeueAfter: jobWaitRecheck}, nil
-		}
-	} else if err != nil && !apierrors.IsNotFound(err) {
+	job, err := ownBackupJob(ctx, r, bk)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if job != nil && !jobStopped(job) {
+		if job.DeletionTimestamp.IsZero() {
+			if err := r.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationForeground)); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		// The Job's deletion wakes this Backup; this is only a safety net.
+		return ctrl.Result{RequeueAfter: jobWaitRecheck}, nil
 	}
 
 	if bk.Spec.DeletionPolicy != backstopv1alpha1.DeletionRetain && bk.Status.ArtifactPath != "" {

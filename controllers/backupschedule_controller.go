@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -514,14 +513,12 @@ func (r *BackupScheduleReconciler) stillRunning(ctx context.Context, bk *backsto
 	// A Backup whose Job is over no longer touches the target, and what it
 	// stored is about to be recorded (its Backup controller may be behind,
 	// or restarting): Forbid need not wait for it, and Replace must not
-	// delete it. A cached Job can only be behind, never ahead: an active
-	// one still counts as running.
-	job := &batchv1.Job{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: cur.Namespace, Name: jobName(cur.Name, "backup")}, job)
-	if err != nil && !apierrors.IsNotFound(err) {
+	// delete it.
+	job, err := ownBackupJob(ctx, r, cur)
+	if err != nil {
 		return nil, err
 	}
-	if err == nil && metav1.IsControlledBy(job, cur) && jobStopped(job) {
+	if job != nil && jobStopped(job) {
 		return nil, nil
 	}
 	return cur, nil

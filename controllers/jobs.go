@@ -68,6 +68,18 @@ func jobStopped(job *batchv1.Job) bool {
 	return done && job.Status.Active == 0 && ptr.Deref(job.Status.Terminating, 0) == 0
 }
 
+// ownBackupJob reads a Backup's backup Job from the cache, or nil when it
+// has none (or the Job of that name is someone else's). A cached Job can
+// only be behind the API server, never ahead: one it shows stopped is.
+func ownBackupJob(ctx context.Context, c client.Reader, bk *backstopv1alpha1.Backup) (*batchv1.Job, error) {
+	job := &batchv1.Job{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: bk.Namespace, Name: jobName(bk.Name, "backup")}, job)
+	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(job, bk)) {
+		return nil, nil
+	}
+	return job, err
+}
+
 // readAgentResult reads the agent's JSON result from the termination message
 // of the Job's newest finished pod; nil when no pod left one.
 func readAgentResult(ctx context.Context, c client.Reader, job *batchv1.Job) (*agent.Result, error) {
