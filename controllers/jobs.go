@@ -81,13 +81,25 @@ func ownBackupJob(ctx context.Context, c client.Reader, bk *backstopv1alpha1.Bac
 }
 
 // readAgentResult reads the agent's JSON result from the termination message
-// of the Job's newest finished pod; nil when no pod left one.
+// of the finished Job's newest ended pod; nil when no pod left one.
+//
+// The pods are first read from the API server's watch cache, which answers
+// at once, where a consistent read waits for that cache to catch up with
+// etcd (at scale, most of the time a Backup's completion took). The cached
+// answer is used only when it holds as many ended pods as the Job counts:
+// an ended pod never runs again, so it then holds every one, the newest
+// included. Else (the cache behind, or a counted pod deleted) the pods are
+// read again, consistently.
 func readAgentResult(ctx context.Context, c client.Reader, job *batchv1.Job) (*agent.Result, error) {
-	pods := &corev1.PodList{}
-	if err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name}); err != nil {
+	items, err := listJobPods(ctx, c, job, "0")
+	if err != nil {
 		return nil, err
 	}
-	items := pods.Items
+	if endedPods(items) < job.Status.Succeeded+job.Status.Failed {
+		if items, err = listJobPods(ctx, c, job, ""); err != nil {
+			return nil, err
+		}
+	}
 	sort.Slice(items, func(i, j int) bool { return items[j].CreationTimestamp.Before(&items[i].CreationTimestamp) })
 	for _, pod := range items {
 		for _, cs := range pod.Status.ContainerStatuses {
@@ -104,6 +116,25 @@ func readAgentResult(ctx context.Context, c client.Reader, job *batchv1.Job) (*a
 		}
 	}
 	return nil, nil
+}
+
+// listJobPods lists the Job's pods at resourceVersion rv: "0" for the API
+// server's cache, "" for a consistent read.
+func listJobPods(ctx context.Context, c client.Reader, job *batchv1.Job, rv string) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{batchv1.JobNameLabel: job.Name},
+		&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: rv}})
+	return pods.Items, err
+}
+
+func endedPods(pods []corev1.Pod) int32 {
+	var n int32
+	for i := range pods {
+		if p := pods[i].Status.Phase; p == corev1.PodSucceeded || p == corev1.PodFailed {
+			n++
+		}
+	}
+	return n
 }
 
 func lastLine(s string) string {
