@@ -40,11 +40,13 @@ import (
 	"github.com/backstop-io/backstop/test/cluster"
 )
 
-// The targets of the issue "Controllers for all five kinds".
+// The targets of the issue "Schedules and restores under races" (its
+// section "At scale, with the fixes in"); the issue "Controllers for all
+// five kinds" had set 60 s, 150 MiB and 200 ms.
 const (
-	targetJobLatency    = 60 * time.Second
-	targetPeakRSS       = 150 << 20
-	targetReconcileP99  = 0.2 // seconds; a bucket bound of controller-runtime's histogram
+	targetJobLatency    = 30 * time.Second
+	targetPeakRSS       = 100 << 20
+	targetReconcileP99  = 0.15 // seconds; a bucket bound of controller-runtime's histogram
 	benchNamespace      = "bench"
 	componentLabel      = "app.kubernetes.io/component"
 	backupLabel         = "backstop.io/backup"
@@ -807,7 +809,7 @@ func (r report) log(t *testing.T) {
 	fmt.Fprintf(&b, "| requests by method; by code | %s; %s |\n", strings.Join(methods, ", "), strings.Join(codes, ", "))
 	fmt.Fprintf(&b, "| operator log lines at error level (whole life) | %d |\n", r.errorLines)
 	fmt.Fprintf(&b, "| completer: pods completed (failed) | %d (%d) |\n", r.completed, r.completeFailed)
-	fmt.Fprintf(&b, "\n| controller | reconciles | errors | p50 | p99 | share <= 200 ms | max queue depth |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	fmt.Fprintf(&b, "\n| controller | reconciles | errors | p50 | p99 | share <= %.0f ms | max queue depth |\n| --- | --- | --- | --- | --- | --- | --- |\n", targetReconcileP99*1000)
 	for _, name := range controllersOf {
 		h := r.reconcile(name)
 		if h.count == 0 {
@@ -855,7 +857,7 @@ func (r report) check(t *testing.T) {
 		h := r.reconcile(name)
 		if h.count > 0 && h.fractionAtMost(targetReconcileP99) < 0.99 {
 			p99, _ := h.quantile(0.99)
-			t.Errorf("controller %s: reconcile p99 about %.0f ms (%.2f%% within 200 ms); target under 200 ms", name, p99*1000, 100*h.fractionAtMost(targetReconcileP99))
+			t.Errorf("controller %s: reconcile p99 about %.0f ms (%.2f%% within %.0f ms); target under %.0f ms", name, p99*1000, 100*h.fractionAtMost(targetReconcileP99), targetReconcileP99*1000, targetReconcileP99*1000)
 		}
 	}
 	// A conflict storm is conflicts growing with the load: allow one 409
