@@ -101,7 +101,15 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 
 	before := readySnapshot(bk)
 	patch := newStatusPatch(bk)
+	var jobCreated bool
 	defer func() {
+		// The new Job wakes this Backup again through the Job watch, and the
+		// status is written then, from the Job in the cache (followJob).
+		// Writing it now as well would put a second round trip in series in
+		// the reconcile, when a thousand schedules fire at once.
+		if jobCreated && err == nil {
+			return
+		}
 		bk.Status.ObservedGeneration = bk.Generation
 		if _, perr := patch.write(ctx, r.Client, bk); perr != nil && err == nil {
 			err = perr
@@ -114,14 +122,17 @@ func (r *BackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if bk.Status.Phase == "" {
 		bk.Status.Phase = backstopv1alpha1.BackupPending
 	}
-	return r.reconcileRun(ctx, bk)
+	result, jobCreated, err = r.reconcileRun(ctx, bk)
+	return result, err
 }
 
 func isFinal(p backstopv1alpha1.BackupPhase) bool {
 	return p == backstopv1alpha1.BackupSucceeded || p == backstopv1alpha1.BackupFailed
 }
 
-func (r *BackupReconciler) reconcileRun(ctx context.Context, bk *backstopv1alpha1.Backup) (ctrl.Result, error) {
+// reconcileRun starts the Backup's Job or follows it; jobCreated says
+// that this reconcile created it.
+func (r *BackupReconciler) reconcileRun(ctx context.Context, bk *backstopv1alpha1.Backup) (_ ctrl.Result, jobCreated bool, _ error) {
 	job := &batchv1.Job{}
 	name := jobName(bk.Name, "backup")
 	err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: name}, job)
@@ -129,42 +140,44 @@ func (r *BackupReconciler) reconcileRun(ctx context.Context, bk *backstopv1alpha
 	case apierrors.IsNotFound(err):
 		if bk.Status.JobName != "" {
 			// The Job is gone (deleted by hand, or its TTL) before its result was read.
-			return r.finish(bk, backstopv1alpha1.ReasonJobFailed, "backup Job %s disappeared before it reported a result", name)
+			return notCreated(r.finish(bk, backstopv1alpha1.ReasonJobFailed, "backup Job %s disappeared before it reported a result", name))
 		}
 		return r.startJob(ctx, bk, name)
 	case err != nil:
-		return ctrl.Result{}, err
+		return ctrl.Result{}, false, err
 	}
 	if !metav1.IsControlledBy(job, bk) {
-		return r.finish(bk, backstopv1alpha1.ReasonInvalidSpec, "a Job named %s exists and does not belong to this Backup", name)
+		return notCreated(r.finish(bk, backstopv1alpha1.ReasonInvalidSpec, "a Job named %s exists and does not belong to this Backup", name))
 	}
 	bk.Status.JobName = name
-	return r.followJob(ctx, bk, job)
+	return notCreated(r.followJob(ctx, bk, job))
 }
 
-// startJob checks the target and store, then creates the backup Job.
-func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Backup, name string) (ctrl.Result, error) {
+// startJob checks the target and store, then creates the backup Job. It
+// leaves the status as it was once the Job is created (created is true):
+// the Job's creation wakes the Backup, and followJob records it.
+func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Backup, name string) (_ ctrl.Result, created bool, _ error) {
 	target, store, wait, err := resolveTargetAndStore(ctx, r, bk.Namespace, bk.Spec.TargetRef.Name, bk.Spec.StoreRef.Name)
 	if err != nil {
 		if ue, ok := asUserError(err); ok {
-			return r.finish(bk, ue.Reason, "%s", ue.Message)
+			return notCreated(r.finish(bk, ue.Reason, "%s", ue.Message))
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, false, err
 	}
 	if wait != "" {
 		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonPending, "%s", wait)
-		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+		return ctrl.Result{RequeueAfter: waitRequeue}, false, nil
 	}
 	// No backup starts on a target that is being restored.
 	// A Restore's own safety backup runs before that Restore touches the target.
 	if busy, err := restoreInProgress(ctx, r, bk.Namespace, target.Name, bk.Labels[LabelRestore]); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, false, err
 	} else if busy != "" {
 		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonPending, "waiting for Restore %s of target %s to finish", busy, target.Name)
-		return ctrl.Result{RequeueAfter: waitRequeue}, nil
+		return ctrl.Result{RequeueAfter: waitRequeue}, false, nil
 	}
 
-	artifactPath := path.Join(bk.Namespace, target.Name, bk.Name)
+	artifactPath := backupArtifactPath(bk)
 	tmpl := bk.Spec.JobTemplate
 	job := buildAgentJob(r.Agent, agentJobSpec{
 		Op:           opBackup,
@@ -179,28 +192,32 @@ func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Ba
 	node, pod, err := placeBesideClaimUsers(ctx, r.APIReader, job, target)
 	if err != nil {
 		if ue, ok := asUserError(err); ok {
-			return r.finish(bk, ue.Reason, "%s", ue.Message)
+			return notCreated(r.finish(bk, ue.Reason, "%s", ue.Message))
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, false, err
+	}
+	if node != "" {
+		// For the status, written once the Job is seen (followJob).
+		job.Annotations = map[string]string{AnnotationPlacedOnNode: node, AnnotationPlacedBesidePod: pod}
 	}
 	if err := ctrl.SetControllerReference(bk, job, r.Scheme()); err != nil {
-		return ctrl.Result{}, err
+		return ctrl.Result{}, false, err
 	}
 	if err := createJob(ctx, r.Client, r.APIReader, bk, "Backup", job); err != nil {
 		if ue, ok := asUserError(err); ok {
-			return r.finish(bk, ue.Reason, "%s", ue.Message)
+			return notCreated(r.finish(bk, ue.Reason, "%s", ue.Message))
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, false, err
 	}
-	now := metav1.NewTime(r.Clock.Now())
-	bk.Status.Phase = backstopv1alpha1.BackupRunning
-	bk.Status.JobName = name
-	bk.Status.StartTime = &now
-	bk.Status.Engine = targetEngine(target)
-	bk.Status.ArtifactPath = artifactPath
-	conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "backup Job %s started%s", name, placementMessage(node, pod))
 	ctrl.LoggerFrom(ctx).Info("Started backup Job", "job", name, "target", target.Name, "store", store.Name)
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, true, nil
+}
+
+func notCreated(res ctrl.Result, err error) (ctrl.Result, bool, error) { return res, false, err }
+
+// backupArtifactPath is where a Backup's Job writes its artifact in the store.
+func backupArtifactPath(bk *backstopv1alpha1.Backup) string {
+	return path.Join(bk.Namespace, bk.Spec.TargetRef.Name, bk.Name)
 }
 
 // followJob turns the Job's state and the agent's result into the Backup's status.
@@ -208,8 +225,7 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 	done, failedReason, failedMsg := jobFinished(job)
 	if !done {
 		if bk.Status.Phase == backstopv1alpha1.BackupRunning {
-			// As startJob left it (with where the Job was placed): a Job
-			// that goes on running is no news, and costs no write.
+			// A Job that goes on running is no news, and costs no write.
 			return ctrl.Result{}, nil
 		}
 		bk.Status.Phase = backstopv1alpha1.BackupRunning
@@ -217,7 +233,17 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 			t := metav1.NewTime(job.CreationTimestamp.Time)
 			bk.Status.StartTime = &t
 		}
-		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "backup Job %s is running", job.Name)
+		if bk.Status.ArtifactPath == "" {
+			bk.Status.ArtifactPath = backupArtifactPath(bk)
+		}
+		if bk.Status.Engine == "" {
+			target := &backstopv1alpha1.BackupTarget{}
+			if err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.TargetRef.Name}, target); err == nil {
+				bk.Status.Engine = targetEngine(target)
+			}
+		}
+		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "backup Job %s started%s", job.Name,
+			placementMessage(job.Annotations[AnnotationPlacedOnNode], job.Annotations[AnnotationPlacedBesidePod]))
 		return ctrl.Result{}, nil
 	}
 	res, err := readAgentResult(ctx, r.APIReader, job)

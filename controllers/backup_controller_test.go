@@ -330,3 +330,71 @@ func TestBackupReconciler_DeletionWaitsOnlyForAJobStillRunning(t *testing.T) {
 		})
 	}
 }
+
+// The reconcile that creates a Backup's Job writes no status: the Job's
+// creation wakes the Backup again, and that reconcile records the Job from
+// the cache, with where it was placed. A Restore of the target waits for
+// the Job meanwhile.
+func TestBackupReconciler_StatusWrittenOnceTheJobIsSeen(t *testing.T) {
+	st, _ := readyStoreAndTarget()
+	tg := &backstopv1alpha1.BackupTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: "shop", Generation: 1},
+		Spec:       backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{ClaimName: "uploads"}},
+	}
+	conditions.MarkReady(tg, backstopv1alpha1.ReasonSucceeded, "ok")
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: "shop"},
+		Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}}}
+	app := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "shop"},
+		Spec: corev1.PodSpec{NodeName: "node-b", Volumes: []corev1.Volume{{Name: "v", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "uploads"}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	bk := &backstopv1alpha1.Backup{
+		ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "shop", Generation: 1, Finalizers: []string{FinalizerArtifact}},
+		Spec: backstopv1alpha1.BackupSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: tg.Name},
+			StoreRef: backstopv1alpha1.LocalObjectReference{Name: st.Name}},
+	}
+	r := newBackupReconciler(t, st, tg, claim, app, bk)
+	ctx := context.Background()
+	reconcile := func() *backstopv1alpha1.Backup {
+		t.Helper()
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bk)}); err != nil {
+			t.Fatal(err)
+		}
+		got := &backstopv1alpha1.Backup{}
+		if err := r.Get(ctx, client.ObjectKeyFromObject(bk), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	created := reconcile()
+	job := &batchv1.Job{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "b-backup"}, job); err != nil {
+		t.Fatalf("no backup Job after the first reconcile: %v", err)
+	}
+	if created.ResourceVersion != bk.ResourceVersion || created.Status.Phase != "" {
+		t.Errorf("the reconcile that created the Job wrote the status (phase %q)", created.Status.Phase)
+	}
+	// Until the Backup's status says Running, its Job keeps a Restore out.
+	if busy, err := backupRunning(ctx, r, "shop", tg.Name, ""); err != nil || busy != "b" {
+		t.Errorf("backupRunning = %q, %v; want b, whose Job runs", busy, err)
+	}
+
+	// (The start time is the Job's creation time, which this fake client
+	// does not set.)
+	got := reconcile()
+	if got.Status.Phase != backstopv1alpha1.BackupRunning || got.Status.JobName != job.Name ||
+		got.Status.ArtifactPath != "shop/uploads/b" || got.Status.Engine != "files" {
+		t.Fatalf("status once the Job is seen: %+v", got.Status)
+	}
+	want := "backup Job b-backup started on node node-b beside pod app (ReadWriteOnce claim)"
+	if c := conditions.Get(got, backstopv1alpha1.ConditionReconciling); c == nil || c.Message != want {
+		t.Errorf("Reconciling = %v, want the message %q", c, want)
+	}
+	// A Job that goes on running costs no more writes.
+	if again := reconcile(); again.ResourceVersion != got.ResourceVersion {
+		t.Error("the status was written again for a Job still running")
+	}
+}

@@ -32,6 +32,11 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// AnnotationScheduledTime is the due time a scheduled Backup was created for.
 	AnnotationScheduledTime = "backstop.io/scheduled-time"
+	// AnnotationPlacedOnNode and AnnotationPlacedBesidePod say, on an
+	// agent Job, where it was placed: beside the pod that uses its
+	// target's ReadWriteOnce claim.
+	AnnotationPlacedOnNode    = "backstop.io/placed-on-node"
+	AnnotationPlacedBesidePod = "backstop.io/placed-beside-pod"
 
 	// FinalizerArtifact keeps a Backup until its artifact is deleted (or retained).
 	FinalizerArtifact = "backstop.io/artifact"

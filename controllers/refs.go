@@ -172,7 +172,9 @@ func restoreJobActive(ctx context.Context, c client.Client, ns, target, owner st
 	return "", nil
 }
 
-// backupRunning names a Running Backup of the target other than except, or "".
+// backupRunning names a Backup of the target other than except that is
+// Running, or whose Job has not finished, or "". A Backup's status says
+// Running only once its new Job has woken it again; until then its Job tells.
 func backupRunning(ctx context.Context, c client.Client, ns, target, except string) (string, error) {
 	list := &backstopv1alpha1.BackupList{}
 	if err := c.List(ctx, list, client.InNamespace(ns), client.MatchingFields{indexTargetName: target}); err != nil {
@@ -181,6 +183,19 @@ func backupRunning(ctx context.Context, c client.Client, ns, target, except stri
 	for _, b := range list.Items {
 		if b.Name != except && b.Status.Phase == backstopv1alpha1.BackupRunning {
 			return b.Name, nil
+		}
+	}
+	jobs := &batchv1.JobList{}
+	if err := c.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{LabelTarget: target, LabelComponent: string(opBackup) + "-agent"}); err != nil {
+		return "", err
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if j.Labels[LabelBackup] == except {
+			continue
+		}
+		if done, _, _ := jobFinished(j); !done {
+			return j.Labels[LabelBackup], nil
 		}
 	}
 	return "", nil
