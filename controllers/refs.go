@@ -156,20 +156,30 @@ func restoreAhead(ctx context.Context, c client.Client, rs *backstopv1alpha1.Res
 // not belong to owner, or "": the last guard against two restores writing
 // into one target (a deleted Restore's Job may still run).
 func restoreJobActive(ctx context.Context, c client.Client, ns, target, owner string) (string, error) {
-	jobs := &batchv1.JobList{}
-	if err := c.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{LabelTarget: target, LabelComponent: string(opRestore) + "-agent"}); err != nil {
+	j, err := unfinishedAgentJob(ctx, c, ns, target, opRestore, LabelRestore, owner)
+	if j == nil || err != nil {
 		return "", err
+	}
+	return j.Name, nil
+}
+
+// unfinishedAgentJob returns an unfinished agent Job running op on the
+// target, other than those whose ownerLabel is except, or nil.
+func unfinishedAgentJob(ctx context.Context, c client.Client, ns, target string, op agentOp, ownerLabel, except string) (*batchv1.Job, error) {
+	jobs := &batchv1.JobList{}
+	if err := c.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{LabelTarget: target, LabelComponent: string(op) + "-agent"}); err != nil {
+		return nil, err
 	}
 	for i := range jobs.Items {
 		j := &jobs.Items[i]
-		if j.Labels[LabelRestore] == owner {
+		if j.Labels[ownerLabel] == except {
 			continue
 		}
 		if done, _, _ := jobFinished(j); !done {
-			return j.Name, nil
+			return j, nil
 		}
 	}
-	return "", nil
+	return nil, nil
 }
 
 // backupRunning names a Backup of the target other than except that is
@@ -185,18 +195,9 @@ func backupRunning(ctx context.Context, c client.Client, ns, target, except stri
 			return b.Name, nil
 		}
 	}
-	jobs := &batchv1.JobList{}
-	if err := c.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{LabelTarget: target, LabelComponent: string(opBackup) + "-agent"}); err != nil {
+	j, err := unfinishedAgentJob(ctx, c, ns, target, opBackup, LabelBackup, except)
+	if j == nil || err != nil {
 		return "", err
 	}
-	for i := range jobs.Items {
-		j := &jobs.Items[i]
-		if j.Labels[LabelBackup] == except {
-			continue
-		}
-		if done, _, _ := jobFinished(j); !done {
-			return j.Labels[LabelBackup], nil
-		}
-	}
-	return "", nil
+	return j.Labels[LabelBackup], nil
 }
