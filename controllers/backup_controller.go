@@ -183,7 +183,7 @@ func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Ba
 		Op:           opBackup,
 		Name:         name,
 		Namespace:    bk.Namespace,
-		Labels:       map[string]string{LabelBackup: bk.Name, LabelTarget: target.Name, LabelComponent: "backup-agent", LabelManagedBy: managedBy},
+		Labels:       map[string]string{LabelBackup: bk.Name, LabelTarget: target.Name, LabelComponent: string(opBackup) + "-agent", LabelManagedBy: managedBy},
 		Target:       target,
 		Store:        store,
 		ArtifactPath: artifactPath,
