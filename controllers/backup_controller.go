@@ -237,6 +237,7 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 			bk.Status.ArtifactPath = backupArtifactPath(bk)
 		}
 		if bk.Status.Engine == "" {
+			// Shown while it runs; the agent's result sets it in any case.
 			target := &backstopv1alpha1.BackupTarget{}
 			if err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.TargetRef.Name}, target); err == nil {
 				bk.Status.Engine = targetEngine(target)
