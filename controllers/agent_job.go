@@ -66,6 +66,10 @@ const (
 	opDrill agentOp = "drill"
 )
 
+// agentComponent is the component label of the agent Jobs that run op, by
+// which the controllers find them again.
+func agentComponent(op agentOp) string { return string(op) + "-agent" }
+
 // agentJobSpec is everything needed to build one agent Job.
 type agentJobSpec struct {
 	Op           agentOp

@@ -56,7 +56,7 @@ func (r *BackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// names it in a label, and wakes it when it ends.
 		Watches(&batchv1.Job{}, behind(handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
 			job, ok := o.(*batchv1.Job)
-			if !ok || job.Labels[LabelComponent] != deleteAgent || job.Labels[LabelBackup] == "" {
+			if !ok || job.Labels[LabelComponent] != agentComponent(opDelete) || job.Labels[LabelBackup] == "" {
 				return nil
 			}
 			if done, _, _ := jobFinished(job); !done {
@@ -183,7 +183,7 @@ func (r *BackupReconciler) startJob(ctx context.Context, bk *backstopv1alpha1.Ba
 		Op:           opBackup,
 		Name:         name,
 		Namespace:    bk.Namespace,
-		Labels:       map[string]string{LabelBackup: bk.Name, LabelTarget: target.Name, LabelComponent: string(opBackup) + "-agent", LabelManagedBy: managedBy},
+		Labels:       map[string]string{LabelBackup: bk.Name, LabelTarget: target.Name, LabelComponent: agentComponent(opBackup), LabelManagedBy: managedBy},
 		Target:       target,
 		Store:        store,
 		ArtifactPath: artifactPath,
@@ -447,10 +447,6 @@ func (r *BackupReconciler) deleteArtifact(ctx context.Context, bk *backstopv1alp
 	return true, nil
 }
 
-// deleteAgent is the component label of the Jobs that delete an artifact
-// from a volume store.
-const deleteAgent = "delete-agent"
-
 // deleteWithJob runs `backstop-agent delete` with the volume mounted.
 func (r *BackupReconciler) deleteWithJob(ctx context.Context, bk *backstopv1alpha1.Backup, bs *backstopv1alpha1.BackupStore) (bool, error) {
 	name := jobName(bk.Name, "delete")
@@ -461,7 +457,7 @@ func (r *BackupReconciler) deleteWithJob(ctx context.Context, bk *backstopv1alph
 			Op:           opDelete,
 			Name:         name,
 			Namespace:    bk.Namespace,
-			Labels:       map[string]string{LabelBackup: bk.Name, LabelComponent: deleteAgent, LabelManagedBy: managedBy},
+			Labels:       map[string]string{LabelBackup: bk.Name, LabelComponent: agentComponent(opDelete), LabelManagedBy: managedBy},
 			Store:        bs,
 			ArtifactPath: bk.Status.ArtifactPath,
 			Template:     &backstopv1alpha1.JobTemplate{TTLSecondsAfterFinished: ptrInt32(300)},

@@ -227,7 +227,7 @@ func (r *BackupDrillReconciler) reconcileDrill(ctx context.Context, dr *backstop
 // that the cache does not show yet. Called with r.slots held.
 func (r *BackupDrillReconciler) runningDrillJobs(ctx context.Context) ([]string, error) {
 	jobs := &batchv1.JobList{}
-	if err := r.List(ctx, jobs, client.MatchingLabels{LabelComponent: string(opDrill) + "-agent", LabelManagedBy: managedBy}); err != nil {
+	if err := r.List(ctx, jobs, client.MatchingLabels{LabelComponent: agentComponent(opDrill), LabelManagedBy: managedBy}); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
@@ -429,7 +429,7 @@ func (r *BackupDrillReconciler) buildJob(dr *backstopv1alpha1.BackupDrill, name 
 		}
 		env = append(env, corev1.EnvVar{Name: envDrillChecks, Value: string(data)})
 	}
-	labels := map[string]string{LabelDrill: dr.Name, LabelBackup: p.backup.Name, LabelComponent: string(opDrill) + "-agent", LabelManagedBy: managedBy}
+	labels := map[string]string{LabelDrill: dr.Name, LabelBackup: p.backup.Name, LabelComponent: agentComponent(opDrill), LabelManagedBy: managedBy}
 	job := buildAgentJob(r.Agent, agentJobSpec{
 		Op:           opDrill,
 		Name:         name,

@@ -167,7 +167,7 @@ func restoreJobActive(ctx context.Context, c client.Client, ns, target, owner st
 // target, other than those whose ownerLabel is except, or nil.
 func unfinishedAgentJob(ctx context.Context, c client.Client, ns, target string, op agentOp, ownerLabel, except string) (*batchv1.Job, error) {
 	jobs := &batchv1.JobList{}
-	if err := c.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{LabelTarget: target, LabelComponent: string(op) + "-agent"}); err != nil {
+	if err := c.List(ctx, jobs, client.InNamespace(ns), client.MatchingLabels{LabelTarget: target, LabelComponent: agentComponent(op)}); err != nil {
 		return nil, err
 	}
 	for i := range jobs.Items {

@@ -213,7 +213,7 @@ func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Res
 			Op:           op,
 			Name:         name,
 			Namespace:    rs.Namespace,
-			Labels:       map[string]string{LabelRestore: rs.Name, LabelTarget: target.Name, LabelComponent: string(op) + "-agent", LabelManagedBy: managedBy},
+			Labels:       map[string]string{LabelRestore: rs.Name, LabelTarget: target.Name, LabelComponent: agentComponent(op), LabelManagedBy: managedBy},
 			Target:       target,
 			Store:        store,
 			ArtifactPath: rs.Status.Artifact.Path,

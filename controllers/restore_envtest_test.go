@@ -210,7 +210,7 @@ func (g *operatorRig) watchRestoreJobs() *jobWatch {
 		g.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := wc.Watch(ctx, &batchv1.JobList{}, client.InNamespace(g.ns), client.MatchingLabels{LabelComponent: string(opRestore) + "-agent"})
+	w, err := wc.Watch(ctx, &batchv1.JobList{}, client.InNamespace(g.ns), client.MatchingLabels{LabelComponent: agentComponent(opRestore)})
 	if err != nil {
 		cancel()
 		g.t.Fatal(err)
