@@ -2,8 +2,14 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -23,9 +29,16 @@ import (
 // itself is checked by each agent Job, which runs where the data is reachable.
 type BackupTargetReconciler struct {
 	client.Client
+	// Metadata reads the Secrets' metadata that the Secret watch caches.
+	// Nil: every reconcile reads the Secrets themselves.
+	Metadata client.Reader
 	// Concurrency is how many objects are reconciled at once.
 	Concurrency int
 	Recorder    events.EventRecorder
+
+	// checked holds, per target, the versions of its Secrets at its last
+	// good check (see secretVersions).
+	checked sync.Map
 }
 
 // SetupWithManager registers the reconciler.
@@ -69,6 +82,9 @@ func enqueueTargetSoon(delay time.Duration) handler.EventHandler {
 func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	bt := &backstopv1alpha1.BackupTarget{}
 	if err := r.Get(ctx, req.NamespacedName, bt); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.checked.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := readySnapshot(bt)
@@ -119,21 +135,58 @@ func (r *BackupTargetReconciler) recordLastBackup(ctx context.Context, bt *backs
 	return nil
 }
 
+// checkSecrets reads the target's Secrets and checks their keys. A target
+// is reconciled for each Backup of it that ends, and a read that bypasses
+// the cache costs most of such a reconcile while the API server is busy: so
+// when the cached metadata shows every Secret at the version of the last
+// good check, they are not read again. A changed Secret has a new version
+// (and its watch queues the target).
 func (r *BackupTargetReconciler) checkSecrets(ctx context.Context, bt *backstopv1alpha1.BackupTarget) error {
 	conn := targetConnection(bt)
 	if conn == nil {
 		return nil
 	}
-	refs := []*backstopv1alpha1.SecretKeySelector{&conn.Credentials.PasswordSecretRef, conn.Credentials.UsernameSecretRef, conn.CASecretRef}
-	for _, ref := range refs {
-		if ref == nil {
-			continue
+	var refs []backstopv1alpha1.SecretKeySelector
+	for _, ref := range []*backstopv1alpha1.SecretKeySelector{&conn.Credentials.PasswordSecretRef, conn.Credentials.UsernameSecretRef, conn.CASecretRef} {
+		if ref != nil {
+			refs = append(refs, *ref)
 		}
-		if _, err := secretValue(ctx, r, bt.Namespace, *ref); err != nil {
+	}
+	key := client.ObjectKeyFromObject(bt)
+	versions, known := r.secretVersions(ctx, bt.Namespace, refs)
+	if last, ok := r.checked.Load(key); known && ok && last.(string) == versions {
+		return nil
+	}
+	r.checked.Delete(key)
+	for _, ref := range refs {
+		if _, err := secretValue(ctx, r, bt.Namespace, ref); err != nil {
 			return err
 		}
 	}
+	if known {
+		// The versions were read before the Secrets: a Secret changed in
+		// between shows a newer version next time, and is read again.
+		r.checked.Store(key, versions)
+	}
 	return nil
+}
+
+// secretVersions names each referenced Secret key with the Secret's cached
+// resourceVersion; known is false when any Secret is not in the cache.
+func (r *BackupTargetReconciler) secretVersions(ctx context.Context, ns string, refs []backstopv1alpha1.SecretKeySelector) (versions string, known bool) {
+	if r.Metadata == nil {
+		return "", false
+	}
+	parts := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.Metadata.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, m); err != nil {
+			return "", false
+		}
+		parts = append(parts, fmt.Sprintf("%s/%s@%s", ref.Name, ref.Key, m.ResourceVersion))
+	}
+	return strings.Join(parts, ","), true
 }
 
 // targetEngine names the engine of a target as the agent knows it.

@@ -40,7 +40,7 @@ func SetupAll(ctx context.Context, mgr ctrl.Manager, opts Options) error {
 	c, reader := mgr.GetClient(), mgr.GetAPIReader()
 	setups := []interface{ SetupWithManager(ctrl.Manager) error }{
 		&BackupStoreReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock},
-		&BackupTargetReconciler{Client: c, Concurrency: opts.Concurrency, Recorder: recorder},
+		&BackupTargetReconciler{Client: c, Metadata: mgr.GetCache(), Concurrency: opts.Concurrency, Recorder: recorder},
 		&BackupScheduleReconciler{Client: c, APIReader: reader, Concurrency: opts.Concurrency, Recorder: recorder, Clock: opts.Clock, Resync: opts.ScheduleResync},
 		&BackupReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
 		&RestoreReconciler{Client: c, Concurrency: opts.Concurrency, APIReader: reader, Recorder: recorder, Clock: opts.Clock, Agent: opts.Agent},
