@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/backstop-io/backstop/internal/conditions"
 	"github.com/backstop-io/backstop/internal/humanize"
 	"github.com/backstop-io/backstop/internal/pipeline"
+	"github.com/backstop-io/backstop/internal/store"
 )
 
 // How long to wait before looking again at something that changes by itself
@@ -41,6 +43,9 @@ type BackupReconciler struct {
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 	Agent     AgentOptions
+	// OpenStore opens a BackupStore for the operator; nil means openStore.
+	// Tests of one step give it a store of their own.
+	OpenStore func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error)
 }
 
 // SetupWithManager registers the reconciler and its field indexes.
@@ -281,7 +286,10 @@ func (r *BackupReconciler) followJob(ctx context.Context, bk *backstopv1alpha1.B
 	// Succeeded only once the manifest is in the store and agrees with the
 	// agent: a backup is what the store holds, not what a pod said.
 	if reason, msg, err := r.checkManifest(ctx, bk); err != nil {
-		return ctrl.Result{}, err
+		// Not read back yet: the Backup stays Running, saying why, and the
+		// check is tried again.
+		conditions.MarkReconciling(bk, backstopv1alpha1.ReasonProgressing, "the agent reported success; reading its manifest back from the store failed, trying again: %v", err)
+		return ctrl.Result{RequeueAfter: manifestRetry}, nil
 	} else if reason != "" {
 		return r.finish(bk, reason, "%s", msg)
 	}
@@ -330,27 +338,51 @@ func (r *BackupReconciler) previousSuccess(ctx context.Context, bk *backstopv1al
 	return prev, nil
 }
 
-// checkManifest reads the manifest back from the store when the operator
-// can reach it (volume stores are reached only by Jobs).
+// manifestRetry is how long a Backup waits before it tries again to read
+// its manifest back from a store it could not read.
+const manifestRetry = 30 * time.Second
+
+// checkManifest reads the manifest back from the store and checks it
+// against what the agent reported, and that the data object is there with
+// the manifest's size. A reason means the backup is not in the store as
+// reported; an error, that the store could not be read (it is tried
+// again). Volume stores are reached only by Jobs: there the agent's own
+// report stands.
 func (r *BackupReconciler) checkManifest(ctx context.Context, bk *backstopv1alpha1.Backup) (reason, msg string, err error) {
 	bs := &backstopv1alpha1.BackupStore{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.StoreRef.Name}, bs); err != nil {
-		return "", "", client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return "", "", fmt.Errorf("BackupStore %s not found", bk.Spec.StoreRef.Name)
+		}
+		return "", "", err
 	}
-	st, err := openStore(ctx, r, bs)
-	if err != nil || st == nil {
-		return "", "", nil //nolint:nilerr // the agent's own check stands when the operator cannot reach the store
+	open := r.OpenStore
+	if open == nil {
+		open = openStore
+	}
+	st, err := open(ctx, r, bs)
+	if err != nil {
+		return "", "", err
+	}
+	if st == nil {
+		return "", "", nil
 	}
 	m, err := readManifest(ctx, st, bk.Status.ArtifactPath)
-	if err != nil {
-		return backstopv1alpha1.ReasonManifestNotFound, fmt.Sprintf("the agent reported success but the manifest cannot be read back: %v", err), nil
+	if store.IsNotFound(err) {
+		return backstopv1alpha1.ReasonManifestNotFound, fmt.Sprintf("the agent reported success but there is no manifest in the store: %v", err), nil
+	} else if errors.Is(err, errManifestParse) {
+		return backstopv1alpha1.ReasonIntegrityMismatch, fmt.Sprintf("the agent reported success but %v", err), nil
+	} else if err != nil {
+		return "", "", err
 	}
 	if m.SHA256 != bk.Status.SHA256 || m.StoredSize != bk.Status.StoredBytes || m.DataObject != bk.Status.DataObject {
 		return backstopv1alpha1.ReasonIntegrityMismatch, "the manifest in the store does not match what the agent reported", nil
 	}
 	info, err := st.Stat(ctx, path.Join(bk.Status.ArtifactPath, m.DataObject))
-	if err != nil {
+	if store.IsNotFound(err) {
 		return backstopv1alpha1.ReasonIntegrityMismatch, fmt.Sprintf("the data object cannot be found: %v", err), nil
+	} else if err != nil {
+		return "", "", err
 	}
 	if info.Size != m.StoredSize {
 		return backstopv1alpha1.ReasonIntegrityMismatch, fmt.Sprintf("the data object holds %d bytes, the manifest says %d", info.Size, m.StoredSize), nil

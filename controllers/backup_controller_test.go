@@ -195,6 +195,9 @@ func TestBackupReconciler_NotesContentEqualToThePreviousBackup(t *testing.T) {
 	unchanged, job1, pod1 := finishedBackup("unchanged", same)
 	changed, job2, pod2 := finishedBackup("changed", other)
 	r := newBackupReconciler(t, st, tg, prev, unchanged, job1, pod1, changed, job2, pod2)
+	stored := storeReachedBy(t, r)
+	storeArtifact(t, stored, unchanged.Name, nil)
+	storeArtifact(t, stored, changed.Name, nil)
 
 	got := reconcileBackup(t, r, "unchanged")
 	ready := conditions.Get(got, backstopv1alpha1.ConditionReady)

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -155,6 +156,9 @@ func oneLine(s string) string {
 }
 
 // readManifest reads <artifactPath>/manifest.json.
+// errManifestParse: the manifest was read but is not a manifest.
+var errManifestParse = errors.New("manifest.json does not parse")
+
 func readManifest(ctx context.Context, st store.Store, artifactPath string) (*manifest.Manifest, error) {
 	rc, err := st.Get(ctx, path.Join(artifactPath, manifest.FileName))
 	if err != nil {
@@ -167,7 +171,7 @@ func readManifest(ctx context.Context, st store.Store, artifactPath string) (*ma
 	}
 	m := &manifest.Manifest{}
 	if err := json.Unmarshal(data, m); err != nil {
-		return nil, fmt.Errorf("manifest.json does not parse: %v", err)
+		return nil, fmt.Errorf("%w: %v", errManifestParse, err)
 	}
 	return m, nil
 }

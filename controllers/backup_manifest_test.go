@@ -1,0 +1,139 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path"
+	"strings"
+	"testing"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
+	"github.com/backstop-io/backstop/internal/manifest"
+	"github.com/backstop-io/backstop/internal/store"
+	"github.com/backstop-io/backstop/internal/store/fs"
+)
+
+// storeReachedBy makes r's store a directory of the test's.
+func storeReachedBy(t *testing.T, r *BackupReconciler) store.Store {
+	t.Helper()
+	st, err := fs.New(fs.Config{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.OpenStore = func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error) { return st, nil }
+	return st
+}
+
+// storeArtifact writes what the agent of finishedBackup(name) reports: its
+// data object and manifest, the manifest changed by edit (nil: none).
+func storeArtifact(t *testing.T, st store.Store, name string, edit func(m *manifest.Manifest)) {
+	t.Helper()
+	ctx := context.Background()
+	dir := "shop/orders/" + name
+	m := &manifest.Manifest{FormatVersion: manifest.FormatVersion, Engine: "postgres", DataObject: "data.sql.zst.age",
+		StoredSize: 100, PlaintextSize: 400, SHA256: strings.Repeat("1", 64), PlaintextSHA256: strings.Repeat("2", 64)}
+	if edit != nil {
+		edit(m)
+	}
+	if err := st.Put(ctx, path.Join(dir, "data.sql.zst.age"), bytes.NewReader(make([]byte, 100))); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(ctx, path.Join(dir, manifest.FileName), bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Backup is Succeeded only once the store holds its manifest, agreeing
+// with the agent, and its data object: whatever else the store holds fails
+// it with a reason, and a store that cannot be read leaves it Running.
+func TestBackupReconciler_SucceededOnlyWhenTheStoreHoldsIt(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		store      func(t *testing.T, st store.Store, name string)
+		wantReason string // "" for Succeeded
+		inMessage  string
+	}{
+		{name: "stored", store: func(t *testing.T, st store.Store, name string) { storeArtifact(t, st, name, nil) }},
+		{name: "no manifest", store: func(t *testing.T, st store.Store, name string) {
+			if err := st.Put(ctx, "shop/orders/"+name+"/data.sql.zst.age", bytes.NewReader(make([]byte, 100))); err != nil {
+				t.Fatal(err)
+			}
+		}, wantReason: backstopv1alpha1.ReasonManifestNotFound, inMessage: "no manifest in the store"},
+		{name: "manifest of other data", store: func(t *testing.T, st store.Store, name string) {
+			storeArtifact(t, st, name, func(m *manifest.Manifest) { m.SHA256 = strings.Repeat("9", 64) })
+		}, wantReason: backstopv1alpha1.ReasonIntegrityMismatch, inMessage: "does not match what the agent reported"},
+		{name: "manifest not JSON", store: func(t *testing.T, st store.Store, name string) {
+			storeArtifact(t, st, name, nil)
+			if err := st.Put(ctx, "shop/orders/"+name+"/"+manifest.FileName, strings.NewReader("{half")); err != nil {
+				t.Fatal(err)
+			}
+		}, wantReason: backstopv1alpha1.ReasonIntegrityMismatch, inMessage: "manifest.json does not parse"},
+		{name: "data object missing", store: func(t *testing.T, st store.Store, name string) {
+			storeArtifact(t, st, name, nil)
+			if err := st.Delete(ctx, "shop/orders/"+name+"/data.sql.zst.age"); err != nil {
+				t.Fatal(err)
+			}
+		}, wantReason: backstopv1alpha1.ReasonIntegrityMismatch, inMessage: "data object cannot be found"},
+		{name: "data object cut short", store: func(t *testing.T, st store.Store, name string) {
+			storeArtifact(t, st, name, nil)
+			if err := st.Put(ctx, "shop/orders/"+name+"/data.sql.zst.age", bytes.NewReader(make([]byte, 60))); err != nil {
+				t.Fatal(err)
+			}
+		}, wantReason: backstopv1alpha1.ReasonIntegrityMismatch, inMessage: "holds 60 bytes, the manifest says 100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, tg := readyStoreAndTarget()
+			bk, job, pod := finishedBackup("nightly", "")
+			r := newBackupReconciler(t, st, tg, bk, job, pod)
+			tc.store(t, storeReachedBy(t, r), bk.Name)
+			got := reconcileBackup(t, r, bk.Name)
+			ready := conditions.Get(got, backstopv1alpha1.ConditionReady)
+			if tc.wantReason == "" {
+				if got.Status.Phase != backstopv1alpha1.BackupSucceeded {
+					t.Fatalf("phase %s, ready %+v; want Succeeded", got.Status.Phase, ready)
+				}
+				return
+			}
+			if got.Status.Phase != backstopv1alpha1.BackupFailed || got.Status.Reason != tc.wantReason || !strings.Contains(got.Status.Message, tc.inMessage) {
+				t.Fatalf("phase %s reason %s message %q; want Failed, %s, with %q", got.Status.Phase, got.Status.Reason, got.Status.Message, tc.wantReason, tc.inMessage)
+			}
+		})
+	}
+
+	t.Run("store unreadable, then readable", func(t *testing.T) {
+		st, tg := readyStoreAndTarget()
+		bk, job, pod := finishedBackup("nightly", "")
+		r := newBackupReconciler(t, st, tg, bk, job, pod)
+		reachable := storeReachedBy(t, r)
+		storeArtifact(t, reachable, bk.Name, nil)
+		r.OpenStore = func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error) {
+			return nil, &store.Error{Reason: store.ReasonStoreUnreachable, Op: "get", Err: errors.New("connection refused")}
+		}
+		got := reconcileBackup(t, r, bk.Name)
+		ready := conditions.Get(got, backstopv1alpha1.ConditionReady)
+		if got.Status.Phase != backstopv1alpha1.BackupRunning || ready == nil || ready.Status != "Unknown" ||
+			!strings.Contains(ready.Message, "reading its manifest back from the store failed, trying again: get: connection refused") {
+			t.Fatalf("phase %s ready %+v; want Running, saying the manifest is not read back yet", got.Status.Phase, ready)
+		}
+		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bk)})
+		if err != nil || res.RequeueAfter != manifestRetry {
+			t.Fatalf("Reconcile = %+v, %v; want a retry after %s", res, err, manifestRetry)
+		}
+
+		r.OpenStore = func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error) { return reachable, nil }
+		if got = reconcileBackup(t, r, bk.Name); got.Status.Phase != backstopv1alpha1.BackupSucceeded {
+			t.Fatalf("phase %s once the store is readable; want Succeeded", got.Status.Phase)
+		}
+	})
+}
