@@ -90,6 +90,14 @@ func (r *BackupScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 			return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: bk.Namespace, Name: bk.Spec.ScheduleRef.Name}}}
 		})), builder.WithPredicates(backupChangedForSchedule())).
+		// A target or store that appears, goes or changes its Ready changes
+		// the schedules' own Ready (dependencyProblem).
+		Watches(&backstopv1alpha1.BackupTarget{}, behind(handler.EnqueueRequestsFromMapFunc(r.schedulesUsing(func(bs *backstopv1alpha1.BackupSchedule) string {
+			return bs.Spec.TargetRef.Name
+		}))), builder.WithPredicates(readinessChanged())).
+		Watches(&backstopv1alpha1.BackupStore{}, behind(handler.EnqueueRequestsFromMapFunc(r.schedulesUsing(func(bs *backstopv1alpha1.BackupSchedule) string {
+			return bs.Spec.StoreRef.Name
+		}))), builder.WithPredicates(readinessChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backupschedule").
 		Complete(r)
@@ -264,11 +272,63 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	next := metav1.NewTime(due.Next)
 	bs.Status.NextScheduleTime = &next
 	scheduleNextRun.WithLabelValues(bs.Namespace, bs.Name).Set(float64(due.Next.Unix()))
-	conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "next backup at %s%s", due.Next.In(sched.Location()).Format(time.RFC3339), note)
+	nextAt := due.Next.In(sched.Location()).Format(time.RFC3339)
+	if reason, msg, err := r.dependencyProblem(ctx, bs); err != nil {
+		return ctrl.Result{}, err
+	} else if reason != "" {
+		conditions.MarkStalled(bs, reason, "%s; next backup at %s%s", msg, nextAt, note)
+	} else {
+		conditions.MarkReady(bs, backstopv1alpha1.ReasonSucceeded, "next backup at %s%s", nextAt, note)
+	}
 	wait := due.Next.Sub(now)
 	log.V(1).Info("Next backup", "at", due.Next, "in", wait)
 	// A little past the due time, so that the clock has reached it.
 	return ctrl.Result{RequeueAfter: min(wait+100*time.Millisecond, r.Resync)}, nil
+}
+
+// dependencyProblem says what keeps the schedule's Backups from running:
+// a target or store that is missing (they wait for it) or checked and not
+// Ready (they fail). Due times still create their Backups, so that each is
+// recorded and starts as soon as it can; the schedule's Ready condition
+// says why they do not run.
+func (r *BackupScheduleReconciler) dependencyProblem(ctx context.Context, bs *backstopv1alpha1.BackupSchedule) (reason, msg string, err error) {
+	target := &backstopv1alpha1.BackupTarget{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: bs.Spec.TargetRef.Name}, target); apierrors.IsNotFound(err) {
+		return backstopv1alpha1.ReasonTargetNotFound, fmt.Sprintf("BackupTarget %s not found: Backups wait for it", bs.Spec.TargetRef.Name), nil
+	} else if err != nil {
+		return "", "", err
+	}
+	store := &backstopv1alpha1.BackupStore{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: bs.Namespace, Name: bs.Spec.StoreRef.Name}, store); apierrors.IsNotFound(err) {
+		return backstopv1alpha1.ReasonStoreNotFound, fmt.Sprintf("BackupStore %s not found: Backups wait for it", bs.Spec.StoreRef.Name), nil
+	} else if err != nil {
+		return "", "", err
+	}
+	// Being checked is no problem: Backups wait for the check.
+	if _, err := readiness("BackupStore", store); err != nil {
+		return backstopv1alpha1.ReasonStoreNotReady, err.Error() + ": Backups fail", nil
+	}
+	if _, err := readiness("BackupTarget", target); err != nil {
+		return backstopv1alpha1.ReasonTargetNotReady, err.Error() + ": Backups fail", nil
+	}
+	return "", "", nil
+}
+
+// schedulesUsing maps a target or store to the schedules that name it.
+func (r *BackupScheduleReconciler) schedulesUsing(ref func(*backstopv1alpha1.BackupSchedule) string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []ctrl.Request {
+		list := &backstopv1alpha1.BackupScheduleList{}
+		if err := r.List(ctx, list, client.InNamespace(o.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
+			return nil
+		}
+		var reqs []ctrl.Request
+		for i := range list.Items {
+			if ref(&list.Items[i]) == o.GetName() {
+				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			}
+		}
+		return reqs
+	}
 }
 
 // catchUp moves lastScheduleTime to the newest due time up to now that

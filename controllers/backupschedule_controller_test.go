@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
 	"github.com/backstop-io/backstop/internal/schedule"
 )
 
@@ -335,5 +336,65 @@ func TestBackupScheduleReconciler_ABackupWhoseJobIsOverIsNotRunning(t *testing.T
 				t.Errorf("%s, Job over %v: Backups %v, want %v", policy, jobDone, names, want)
 			}
 		}
+	}
+}
+
+// A schedule's Ready names a target or store that is missing or not Ready;
+// its due times still create their Backups, which wait or fail on their own.
+func TestBackupScheduleReconciler_ReadyNamesAMissingOrNotReadyTargetOrStore(t *testing.T) {
+	ctx := context.Background()
+	created := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	r, clk := newScheduleReconciler(t, created.Add(time.Hour), testSchedule(created, "0 2 * * *"))
+	expect := func(status metav1.ConditionStatus, reason string, inMessage ...string) {
+		t.Helper()
+		_, got := reconcileSchedule(t, r)
+		ready, stalled := readyOf(got), conditionOf(got, backstopv1alpha1.ConditionStalled)
+		if ready == nil || ready.Status != status || ready.Reason != reason {
+			t.Fatalf("Ready = %+v, want %s %s", ready, status, reason)
+		}
+		for _, part := range inMessage {
+			if !strings.Contains(ready.Message, part) {
+				t.Errorf("Ready message %q does not say %q", ready.Message, part)
+			}
+		}
+		if (stalled != nil) != (status == metav1.ConditionFalse) {
+			t.Errorf("Stalled = %+v with Ready %s", stalled, status)
+		}
+	}
+	expect(metav1.ConditionFalse, backstopv1alpha1.ReasonTargetNotFound, "BackupTarget orders not found: Backups wait for it", "next backup at 2026-12-01T02:00:00Z")
+
+	st, tg := readyStoreAndTarget()
+	if err := r.Create(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	expect(metav1.ConditionFalse, backstopv1alpha1.ReasonStoreNotFound, "BackupStore s3 not found: Backups wait for it")
+
+	conditions.MarkStalled(st, backstopv1alpha1.ReasonSecretNotFound, `Secret "s3" not found`)
+	if err := r.Create(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	expect(metav1.ConditionFalse, backstopv1alpha1.ReasonStoreNotReady, `BackupStore s3 is not ready: Secret "s3" not found: Backups fail`)
+
+	// Its spec changed and not checked yet: Backups wait for the check; no problem.
+	st.Generation = 2
+	if err := r.Update(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	expect(metav1.ConditionTrue, backstopv1alpha1.ReasonSucceeded, "next backup at")
+
+	conditions.MarkReady(st, backstopv1alpha1.ReasonSucceeded, "ok")
+	if err := r.Update(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	expect(metav1.ConditionTrue, backstopv1alpha1.ReasonSucceeded, "next backup at 2026-12-01T02:00:00Z")
+
+	// The target goes; the due time still makes its Backup.
+	if err := r.Delete(ctx, tg); err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(time.Date(2026, 12, 1, 2, 0, 1, 0, time.UTC))
+	expect(metav1.ConditionFalse, backstopv1alpha1.ReasonTargetNotFound, "next backup at 2026-12-02T02:00:00Z")
+	if names := backupNames(t, r); len(names) != 1 || names[0] != schedule.BackupName("nightly", time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)) {
+		t.Errorf("Backups %v, want the one due at 02:00", names)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -40,6 +41,7 @@ func newScheduleRig(t *testing.T, staleAPI bool) *scheduleRig {
 	cl := realCluster(t)
 	stale := &staleReads{}
 	ns := testNamespace(t, cl.Client)
+	createReadyRefs(t, cl.Client, ns)
 	mgr, _ := startManager(t, cl.Config, ns, func(c client.Client) client.Client { stale.Client = c; return stale }, nil)
 	rig := &scheduleRig{t: t, c: cl.Client, cached: mgr.GetClient(), stale: stale, events: &eventLog{}, logs: &lineLog{},
 		clk: clocktesting.NewFakeClock(time.Now()), ns: ns, mgr: mgr}
@@ -507,4 +509,69 @@ func TestBackupScheduleReconciler_OwnBackupNotYetInCache(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With the operator running: a schedule's Ready follows its target and
+// store as they appear and as the target's Secret goes and comes back,
+// with no change to the schedule itself.
+func TestBackupScheduleReconciler_ReadyFollowsTargetAndStore(t *testing.T) {
+	cl := realCluster(t)
+	ctx := context.Background()
+	ns := testNamespace(t, cl.Client)
+	startManager(t, cl.Config, ns, nil, func(mgr ctrl.Manager) error { return SetupAll(ctx, mgr, Options{}) })
+	bs := &backstopv1alpha1.BackupSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
+		Spec: backstopv1alpha1.BackupScheduleSpec{
+			TargetRef: backstopv1alpha1.LocalObjectReference{Name: "orders"},
+			StoreRef:  backstopv1alpha1.LocalObjectReference{Name: "vol"},
+			Schedule:  "0 2 * * *",
+		},
+	}
+	create := func(o client.Object) {
+		t.Helper()
+		if err := cl.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(reason, inMessage string) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			got := &backstopv1alpha1.BackupSchedule{}
+			if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(bs), got); err != nil {
+				return err
+			}
+			if ready := readyOf(got); ready == nil || ready.Reason != reason || !strings.Contains(ready.Message, inMessage) {
+				return fmt.Errorf("Ready = %+v, want %s with %q", ready, reason, inMessage)
+			}
+			return nil
+		})
+	}
+	create(bs)
+	waitFor(backstopv1alpha1.ReasonTargetNotFound, "BackupTarget orders not found")
+
+	secret := func() *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns},
+			Data: map[string][]byte{"user": []byte("app"), "password": []byte("pw")}}
+	}
+	create(secret())
+	target := testTarget()
+	target.Namespace = ns
+	create(target)
+	waitFor(backstopv1alpha1.ReasonStoreNotFound, "BackupStore vol not found")
+
+	create(&backstopv1alpha1.BackupStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "vol", Namespace: ns},
+		Spec: backstopv1alpha1.BackupStoreSpec{
+			Volume:     &backstopv1alpha1.VolumeStore{ClaimName: "backups"},
+			Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}},
+		},
+	})
+	waitFor(backstopv1alpha1.ReasonSucceeded, "next backup at")
+
+	if err := cl.Client.Delete(ctx, secret()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(backstopv1alpha1.ReasonTargetNotReady, `BackupTarget orders is not ready: Secret "db" not found`)
+	create(secret())
+	waitFor(backstopv1alpha1.ReasonSucceeded, "next backup at")
 }

@@ -24,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
 	"github.com/backstop-io/backstop/test/cluster"
 )
 
@@ -85,6 +86,28 @@ func testNamespace(t *testing.T, c client.Client) string {
 		t.Fatal(err)
 	}
 	return ns.Name
+}
+
+// createReadyRefs creates the target "orders" and the store "s3" in ns,
+// Ready as their controllers would mark them, for tests that run neither.
+func createReadyRefs(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	st, tg := readyStoreAndTarget()
+	for _, o := range []conditions.Object{st, tg} {
+		conds := o.GetConditions()
+		o.SetNamespace(ns)
+		o.SetGeneration(0)
+		if err := c.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		for i := range conds {
+			conds[i].ObservedGeneration = o.GetGeneration()
+		}
+		o.SetConditions(conds)
+		if err := c.Status().Update(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // staleReads is a client whose Get of a BackupSchedule can be made to return

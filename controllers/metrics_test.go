@@ -44,7 +44,8 @@ func TestBackupScheduleReconciler_Metrics(t *testing.T) {
 		}
 	}
 	failedLater := backup("failed", backstopv1alpha1.BackupFailed, metav1.NewTime(done.Add(time.Hour)))
-	r, _ := newScheduleReconciler(t, time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), sched,
+	st, tg := readyStoreAndTarget()
+	r, _ := newScheduleReconciler(t, time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC), sched, st, tg,
 		backup("ok-old", backstopv1alpha1.BackupSucceeded, older), backup("ok", backstopv1alpha1.BackupSucceeded, done), failedLater)
 	reconcileSchedule(t, r)
 

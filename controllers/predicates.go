@@ -1,11 +1,15 @@
 package controllers
 
 import (
+	"fmt"
+
 	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/conditions"
 )
 
 // backupPhaseChanged passes creates, deletes and Backup updates that change
@@ -115,5 +119,27 @@ func verifiedChanged() predicate.Predicate {
 			newBk, ok2 := e.ObjectNew.(*backstopv1alpha1.Backup)
 			return ok1 && ok2 && verifiedKey(oldBk) != verifiedKey(newBk)
 		},
+	}
+}
+
+// readinessChanged passes creates, deletes and updates that change what
+// readiness says of an object: its Ready status or reason, or whether that
+// condition is for the current generation. Status writes that leave it
+// (a target's last successful backup) do not pass.
+func readinessChanged() predicate.Predicate {
+	state := func(o client.Object) string {
+		obj, ok := o.(conditions.Object)
+		if !ok {
+			return ""
+		}
+		c := conditions.Get(obj, backstopv1alpha1.ConditionReady)
+		if c == nil {
+			return "none"
+		}
+		return fmt.Sprintf("%s/%s/%t", c.Status, c.Reason, c.ObservedGeneration == obj.GetGeneration())
+	}
+	return predicate.Funcs{
+		UpdateFunc:  func(e event.UpdateEvent) bool { return state(e.ObjectOld) != state(e.ObjectNew) },
+		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
 }
