@@ -26,7 +26,9 @@ func storeReachedBy(t *testing.T, r *BackupReconciler) store.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.OpenStore = func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error) { return st, nil }
+	r.OpenStore = func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error) {
+		return st, nil
+	}
 	return st
 }
 
@@ -131,7 +133,9 @@ func TestBackupReconciler_SucceededOnlyWhenTheStoreHoldsIt(t *testing.T) {
 			t.Fatalf("Reconcile = %+v, %v; want a retry after %s", res, err, manifestRetry)
 		}
 
-		r.OpenStore = func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error) { return reachable, nil }
+		r.OpenStore = func(context.Context, client.Reader, *backstopv1alpha1.BackupStore) (store.Store, error) {
+			return reachable, nil
+		}
 		if got = reconcileBackup(t, r, bk.Name); got.Status.Phase != backstopv1alpha1.BackupSucceeded {
 			t.Fatalf("phase %s once the store is readable; want Succeeded", got.Status.Phase)
 		}
