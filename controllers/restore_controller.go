@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/agent"
 	"github.com/backstop-io/backstop/internal/conditions"
 	"github.com/backstop-io/backstop/internal/manifest"
 )
@@ -27,6 +29,10 @@ import (
 // ReasonSafetyBackupFailed: the safety backup taken before a restore failed,
 // so the restore did not touch the target.
 const ReasonSafetyBackupFailed = "SafetyBackupFailed"
+
+// ReasonRestoredWithWarning: an event on a Restore that Succeeded, for what
+// did not go as planned once the data was in place.
+const ReasonRestoredWithWarning = "RestoredWithWarning"
 
 // RestoreReconciler runs a Restore once: optional safety backup, then a
 // verify Job, then the restore Job. A finished Restore never runs again.
@@ -161,8 +167,8 @@ func (r *RestoreReconciler) reconcileRestore(ctx context.Context, rs *backstopv1
 
 	// The artifact is verified in full before anything else happens.
 	if rs.Status.Phase == backstopv1alpha1.RestorePending || rs.Status.Phase == backstopv1alpha1.RestoreVerifying {
-		done, err := r.runJob(ctx, rs, opVerify, verifyName, target, store)
-		if !done || err != nil {
+		res, err := r.runJob(ctx, rs, opVerify, verifyName, target, store)
+		if res == nil || err != nil {
 			if err == nil {
 				rs.Status.Phase = backstopv1alpha1.RestoreVerifying
 				conditions.MarkReconciling(rs, backstopv1alpha1.ReasonProgressing, "verifying %s", rs.Status.Artifact.Path)
@@ -203,9 +209,10 @@ func (r *RestoreReconciler) reconcileRestore(ctx context.Context, rs *backstopv1
 	return ctrl.Result{}, nil
 }
 
-// runJob creates the Job when missing and reports whether it succeeded; a
-// failed Job is a user error with the agent's reason.
-func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Restore, op agentOp, name string, target *backstopv1alpha1.BackupTarget, store *backstopv1alpha1.BackupStore) (bool, error) {
+// runJob creates the Job when missing and returns the agent's result once
+// the Job succeeded (nil while it runs); a failed Job is a user error with
+// the agent's reason.
+func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Restore, op agentOp, name string, target *backstopv1alpha1.BackupTarget, store *backstopv1alpha1.BackupStore) (*agent.Result, error) {
 	job := &batchv1.Job{}
 	err := r.Get(ctx, types.NamespacedName{Namespace: rs.Namespace, Name: name}, job)
 	if apierrors.IsNotFound(err) {
@@ -220,29 +227,29 @@ func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Res
 			Template:     rs.Spec.JobTemplate,
 		})
 		if _, _, err := placeBesideClaimUsers(ctx, r.APIReader, job, target); err != nil {
-			return false, err
+			return nil, err
 		}
 		if err := ctrl.SetControllerReference(rs, job, r.Scheme()); err != nil {
-			return false, err
+			return nil, err
 		}
 		if err := createJob(ctx, r.Client, r.APIReader, rs, "Restore", job); err != nil {
-			return false, err
+			return nil, err
 		}
 		rs.Status.JobName = name
-		return false, nil
+		return nil, nil
 	} else if err != nil {
-		return false, err
+		return nil, err
 	}
 	if !metav1.IsControlledBy(job, rs) {
-		return false, userErrorf(backstopv1alpha1.ReasonInvalidSpec, "a Job named %s exists and does not belong to this Restore", name)
+		return nil, userErrorf(backstopv1alpha1.ReasonInvalidSpec, "a Job named %s exists and does not belong to this Restore", name)
 	}
 	done, failedReason, failedMsg := jobFinished(job)
 	if !done {
-		return false, nil
+		return nil, nil
 	}
 	res, err := readAgentResult(ctx, r.APIReader, job)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	switch {
 	case res != nil && res.Phase != "Succeeded":
@@ -250,16 +257,16 @@ func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Res
 		if failedReason == backstopv1alpha1.ReasonDeadlineExceeded {
 			reason = failedReason
 		}
-		return false, userErrorf(reason, "%s", res.Message)
+		return nil, userErrorf(reason, "%s", res.Message)
 	case failedReason != "":
-		return false, userErrorf(failedReason, "%s", failedMsg)
+		return nil, userErrorf(failedReason, "%s", failedMsg)
 	case res == nil:
-		return false, userErrorf(backstopv1alpha1.ReasonJobFailed, "Job %s finished without a result from the agent", name)
+		return nil, userErrorf(backstopv1alpha1.ReasonJobFailed, "Job %s finished without a result from the agent", name)
 	}
 	if rs.Status.Artifact.SHA256 == "" {
 		rs.Status.Artifact.SHA256 = res.SHA256
 	}
-	return true, nil
+	return res, nil
 }
 
 func (r *RestoreReconciler) followRestoreJob(ctx context.Context, rs *backstopv1alpha1.Restore, name string) (ctrl.Result, error) {
@@ -272,20 +279,26 @@ func (r *RestoreReconciler) followRestoreJob(ctx context.Context, rs *backstopv1
 		return ctrl.Result{}, err
 	}
 	target, store := &backstopv1alpha1.BackupTarget{}, &backstopv1alpha1.BackupStore{}
-	done, err := r.runJob(ctx, rs, opRestore, name, target, store)
+	res, err := r.runJob(ctx, rs, opRestore, name, target, store)
 	if err != nil {
 		if ue, ok := asUserError(err); ok {
 			return r.fail(rs, ue.Reason, "%s", ue.Message)
 		}
 		return ctrl.Result{}, err
 	}
-	if !done {
+	if res == nil {
 		conditions.MarkReconciling(rs, backstopv1alpha1.ReasonProgressing, "restoring %s into target %s", rs.Status.Artifact.Path, rs.Spec.TargetRef.Name)
 		return ctrl.Result{}, nil
 	}
 	now := metav1.NewTime(r.Clock.Now())
 	rs.Status.Phase = backstopv1alpha1.RestoreSucceeded
 	rs.Status.CompletionTime = &now
+	if res.Warning != "" {
+		// The data is restored; what went wrong after the swap is for a human.
+		conditions.MarkReady(rs, backstopv1alpha1.ReasonSucceeded, "restored %s into target %s; warning: %s", rs.Status.Artifact.Path, rs.Spec.TargetRef.Name, res.Warning)
+		r.Recorder.Eventf(rs, nil, corev1.EventTypeWarning, ReasonRestoredWithWarning, "Restore", "restored %s into target %s, but: %s", rs.Status.Artifact.Path, rs.Spec.TargetRef.Name, res.Warning)
+		return ctrl.Result{}, nil
+	}
 	conditions.MarkReady(rs, backstopv1alpha1.ReasonSucceeded, "restored %s into target %s", rs.Status.Artifact.Path, rs.Spec.TargetRef.Name)
 	return ctrl.Result{}, nil
 }

@@ -91,6 +91,9 @@ type Result struct {
 	Reason string `json:"reason,omitempty"`
 	// Message says what happened, for humans.
 	Message string `json:"message,omitempty"`
+	// Warning, on a restore that Succeeded, says what did not go as planned
+	// once the data was in place (an old tree left on the volume).
+	Warning string `json:"warning,omitempty"`
 	// Engine is postgres, mysql or files.
 	Engine string `json:"engine,omitempty"`
 	// ArtifactPath is <namespace>/<target>/<backup-name>.
@@ -139,6 +142,7 @@ func truncate(s string, n int) string {
 func (r Result) Encode() []byte {
 	r.Message = strings.Join(strings.Fields(r.Message), " ")
 	r.Message = truncate(r.Message, 2048)
+	r.Warning = truncate(strings.Join(strings.Fields(r.Warning), " "), 1024)
 	r.ArtifactPath = truncate(r.ArtifactPath, 512)
 	for {
 		b, err := json.Marshal(r)

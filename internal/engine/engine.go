@@ -20,7 +20,8 @@ type Engine interface {
 	// never a partial success, when the dump does not complete.
 	Dump(ctx context.Context, w io.Writer) error
 	// Restore replaces the target's data with the dump read from r, atomically:
-	// on any error the target is left exactly as it was. r holds plaintext that
-	// has already been verified in full.
+	// on any error the target is left exactly as it was, but a *Warning, which
+	// says the data was restored. r holds plaintext that has already been
+	// verified in full.
 	Restore(ctx context.Context, r io.Reader) error
 }

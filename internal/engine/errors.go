@@ -73,3 +73,28 @@ func ReasonOf(err error) string {
 	}
 	return ""
 }
+
+// Warning is what an engine's Restore returns when the new data is in place
+// but something after the swap did not go as planned (an old tree left on
+// the volume): the restore succeeded, and the warning goes with its result.
+// It is never returned once the target may be left changed but not
+// restored.
+type Warning struct{ Err error }
+
+func (w *Warning) Error() string { return w.Err.Error() }
+
+func (w *Warning) Unwrap() error { return w.Err }
+
+// Warnf returns a *Warning with a formatted message; %w works.
+func Warnf(format string, args ...any) error {
+	return &Warning{Err: fmt.Errorf(format, args...)}
+}
+
+// AsWarning returns the *Warning err is, or nil.
+func AsWarning(err error) *Warning {
+	var w *Warning
+	if errors.As(err, &w) {
+		return w
+	}
+	return nil
+}

@@ -493,7 +493,9 @@ func Verify(ctx context.Context, o ReadOptions) (*Artifact, error) {
 }
 
 // Restore verifies the whole artifact and only then checks the target and
-// restores it: the engine is not called before every byte is verified.
+// restores it: the engine is not called before every byte is verified. An
+// *engine.Warning comes with the manifest: the data was restored, and
+// something after the swap did not go as planned.
 func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.Manifest, error) {
 	if eng == nil {
 		return nil, errorf(ReasonInvalidInput, "restore: no engine")
@@ -526,6 +528,9 @@ func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.M
 	})
 	err = eng.Restore(ctx, io.TeeReader(r, &cnt))
 	prog.stop()
+	if w := engine.AsWarning(err); w != nil {
+		return a.Manifest, w
+	}
 	if err != nil {
 		return nil, withReason(ReasonRestoreFailed, fmt.Errorf("restore failed: %w", err))
 	}

@@ -357,7 +357,10 @@ func (e *Engine) Restore(ctx context.Context, r io.Reader) error {
 
 	if entrySwap {
 		err = swapEntries(target, staging, filepath.Join(target, oldPrefix+suffix), rootMeta)
-		if err != nil {
+		if w := engine.AsWarning(err); w != nil {
+			swapped = true
+			return w
+		} else if err != nil {
 			return engine.WithReason(engine.ReasonRestoreFailed, fmt.Errorf("files: %w", err))
 		}
 		swapped = true
@@ -382,7 +385,7 @@ func (e *Engine) Restore(ctx context.Context, r io.Reader) error {
 			staging = old
 		}
 		if err := os.RemoveAll(staging); err != nil {
-			return fmt.Errorf("files: restored, but removing the old tree %s failed: %w", staging, err)
+			return engine.Warnf("files: restored, but removing the old tree %s failed: %w", staging, err)
 		}
 		return nil
 	}
@@ -401,7 +404,7 @@ func (e *Engine) Restore(ctx context.Context, r io.Reader) error {
 	}
 	swapped = true
 	if err := os.RemoveAll(old); err != nil {
-		return fmt.Errorf("files: restored, but removing the old tree %s failed: %w", old, err)
+		return engine.Warnf("files: restored, but removing the old tree %s failed: %w", old, err)
 	}
 	return nil
 }
@@ -455,7 +458,7 @@ func swapEntries(target, staging, old string, rootMeta *meta) (err error) {
 	_ = os.Remove(staging)
 	_ = os.RemoveAll(old) // a leftover old tree is harmless
 	if aerr := rootMeta.apply(target); aerr != nil {
-		return fmt.Errorf("restored, but setting the root's owner, mode and mtime failed: %w", aerr)
+		return engine.Warnf("files: restored, but setting the root's owner, mode and mtime failed: %w", aerr)
 	}
 	return nil
 }

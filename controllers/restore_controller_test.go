@@ -1,0 +1,66 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/agent"
+	"github.com/backstop-io/backstop/internal/conditions"
+)
+
+// A restore whose agent reports the data restored with a warning (an old
+// tree it could not remove) is Succeeded, and says the warning in its Ready
+// message and a Warning event.
+func TestRestoreReconciler_SucceededWithTheAgentsWarning(t *testing.T) {
+	rs := &backstopv1alpha1.Restore{
+		ObjectMeta: metav1.ObjectMeta{Name: "back", Namespace: "shop", Generation: 1, UID: types.UID("uid-back")},
+		Spec:       backstopv1alpha1.RestoreSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: "orders"}},
+		Status: backstopv1alpha1.RestoreStatus{Phase: backstopv1alpha1.RestoreRestoring, JobName: jobName("back", "restore"),
+			Artifact: &backstopv1alpha1.RestoredArtifact{StoreName: "s3", Path: "shop/orders/nightly"}},
+	}
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: jobName("back", "restore"), Namespace: "shop", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: backstopv1alpha1.GroupVersion.String(), Kind: "Restore", Name: rs.Name, UID: rs.UID, Controller: ptrBool(true)}}},
+		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}, Succeeded: 1},
+	}
+	warning := "files: restored, but removing the old tree /data/.backstop-old-x1 failed: operation not permitted"
+	res := agent.Result{Phase: agent.PhaseSucceeded, Engine: "files", Message: "Restored data.tar.zst.age after verifying it in full", Warning: warning}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "back-restore-pod", Namespace: "shop", Labels: map[string]string{batchv1.JobNameLabel: job.Name}},
+		Status: corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: "agent",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: string(res.Encode())}}}}},
+	}
+	br := newBackupReconciler(t, rs, job, pod)
+	rec := events.NewFakeRecorder(10)
+	r := &RestoreReconciler{Client: br.Client, APIReader: br.Client, Recorder: rec, Clock: br.Clock, Agent: br.Agent}
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(rs)}); err != nil {
+		t.Fatal(err)
+	}
+	got := &backstopv1alpha1.Restore{}
+	if err := r.Get(context.Background(), client.ObjectKeyFromObject(rs), got); err != nil {
+		t.Fatal(err)
+	}
+	ready := conditions.Get(got, backstopv1alpha1.ConditionReady)
+	if got.Status.Phase != backstopv1alpha1.RestoreSucceeded || ready == nil || ready.Status != metav1.ConditionTrue ||
+		!strings.Contains(ready.Message, "restored shop/orders/nightly into target orders; warning: "+warning) {
+		t.Fatalf("phase %s, Ready %+v; want Succeeded with the warning", got.Status.Phase, ready)
+	}
+	var warned bool
+	for len(rec.Events) > 0 {
+		ev := <-rec.Events
+		warned = warned || (strings.HasPrefix(ev, "Warning "+ReasonRestoredWithWarning+" ") && strings.Contains(ev, warning))
+	}
+	if !warned {
+		t.Error("no RestoredWithWarning event")
+	}
+}
