@@ -47,7 +47,7 @@ setup: ## Install and build what `make test` needs (apt packages, Go-built tools
 	bash hack/setup.sh test
 
 # Every package but the opt-in ones: the demo (make demo) and the benchmarks
-# (make bench), whose one unit test runs on its own.
+# (make bench), whose two unit tests run on their own.
 TEST_PACKAGES = $$(go list ./... | grep -v -e /test/demo -e /test/bench/)
 
 .PHONY: test
