@@ -338,6 +338,14 @@ func (r *BackupReconciler) previousSuccess(ctx context.Context, bk *backstopv1al
 	return prev, nil
 }
 
+// openStore opens a store for the operator (nil for a volume store).
+func (r *BackupReconciler) openStore(ctx context.Context, bs *backstopv1alpha1.BackupStore) (store.Store, error) {
+	if r.OpenStore != nil {
+		return r.OpenStore(ctx, r, bs)
+	}
+	return openStore(ctx, r, bs)
+}
+
 // manifestRetry is how long a Backup waits before it tries again to read
 // its manifest back from a store it could not read.
 const manifestRetry = 30 * time.Second
@@ -356,11 +364,7 @@ func (r *BackupReconciler) checkManifest(ctx context.Context, bk *backstopv1alph
 		}
 		return "", "", err
 	}
-	open := r.OpenStore
-	if open == nil {
-		open = openStore
-	}
-	st, err := open(ctx, r, bs)
+	st, err := r.openStore(ctx, bs)
 	if err != nil {
 		return "", "", err
 	}
@@ -466,7 +470,7 @@ func (r *BackupReconciler) deleteArtifact(ctx context.Context, bk *backstopv1alp
 		}
 		return false, err
 	}
-	st, err := openStore(ctx, r, bs)
+	st, err := r.openStore(ctx, bs)
 	if err != nil {
 		return false, err
 	}

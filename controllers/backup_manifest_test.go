@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -140,4 +141,38 @@ func TestBackupReconciler_SucceededOnlyWhenTheStoreHoldsIt(t *testing.T) {
 			t.Fatalf("phase %s once the store is readable; want Succeeded", got.Status.Phase)
 		}
 	})
+}
+
+// Deleting a Backup deletes its artifact from the store, but not with
+// deletionPolicy Retain (safety Backups use it).
+func TestBackupReconciler_DeletionPolicy(t *testing.T) {
+	ctx := context.Background()
+	for _, policy := range []backstopv1alpha1.DeletionPolicy{backstopv1alpha1.DeletionRetain, backstopv1alpha1.DeletionDelete} {
+		t.Run(string(policy), func(t *testing.T) {
+			st, tg := readyStoreAndTarget()
+			bk, _, _ := finishedBackup("nightly", "")
+			bk.Spec.DeletionPolicy = policy
+			bk.Finalizers = []string{FinalizerArtifact}
+			bk.Status.Phase = backstopv1alpha1.BackupSucceeded
+			bk.Status.ArtifactPath = "shop/orders/nightly"
+			r := newBackupReconciler(t, st, tg, bk)
+			stored := storeReachedBy(t, r)
+			storeArtifact(t, stored, bk.Name, nil)
+			if err := r.Delete(ctx, bk); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bk)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Get(ctx, client.ObjectKeyFromObject(bk), &backstopv1alpha1.Backup{}); !apierrors.IsNotFound(err) {
+				t.Fatalf("the Backup is still there (%v): its finalizer was not removed", err)
+			}
+			for _, obj := range []string{manifest.FileName, "data.sql.zst.age"} {
+				_, err := stored.Stat(ctx, "shop/orders/nightly/"+obj)
+				if kept := err == nil; kept != (policy == backstopv1alpha1.DeletionRetain) {
+					t.Errorf("%s in the store: %v (deletionPolicy %s)", obj, err, policy)
+				}
+			}
+		})
+	}
 }

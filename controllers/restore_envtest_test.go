@@ -427,6 +427,10 @@ func TestRestoreReconciler_OneAtATimePerTarget(t *testing.T) {
 					if err := g.c.Get(context.Background(), client.ObjectKey{Namespace: g.ns, Name: jobName(rs.Name, "safety")}, bk); err != nil || bk.Status.Phase != backstopv1alpha1.BackupSucceeded {
 						t.Errorf("safety Backup of %s: %v %s", rs.Name, err, bk.Status.Phase)
 					}
+					// Deleting it must not delete the data it saved.
+					if bk.Spec.DeletionPolicy != backstopv1alpha1.DeletionRetain {
+						t.Errorf("safety Backup of %s has deletionPolicy %q, want Retain", rs.Name, bk.Spec.DeletionPolicy)
+					}
 				}
 			}
 		})
