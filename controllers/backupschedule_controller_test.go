@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
@@ -396,5 +397,38 @@ func TestBackupScheduleReconciler_ReadyNamesAMissingOrNotReadyTargetOrStore(t *t
 	expect(metav1.ConditionFalse, backstopv1alpha1.ReasonTargetNotFound, "next backup at 2026-12-02T02:00:00Z")
 	if names := backupNames(t, r); len(names) != 1 || names[0] != schedule.BackupName("nightly", time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)) {
 		t.Errorf("Backups %v, want the one due at 02:00", names)
+	}
+}
+
+// A schedule wakes for a change of its target's or store's readiness, not
+// for each status write that leaves it.
+func TestReadinessChanged(t *testing.T) {
+	p := readinessChanged()
+	target := func(status metav1.ConditionStatus, reason, msg string, observed int64) *backstopv1alpha1.BackupTarget {
+		tg := testTarget()
+		tg.Generation = 2
+		tg.Status.Conditions = []metav1.Condition{{Type: backstopv1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: observed}}
+		return tg
+	}
+	ready := target(metav1.ConditionTrue, backstopv1alpha1.ReasonSucceeded, "postgres target: Secrets and keys present", 2)
+	for _, tc := range []struct {
+		name     string
+		old, new *backstopv1alpha1.BackupTarget
+		want     bool
+	}{
+		{"last successful backup written", ready, func() *backstopv1alpha1.BackupTarget {
+			tg := ready.DeepCopy()
+			tg.Status.LastSuccessfulBackup = "nightly-20261207010000"
+			return tg
+		}(), false},
+		{"Ready message of a Ready target", ready, target(metav1.ConditionTrue, backstopv1alpha1.ReasonSucceeded, "other words", 2), false},
+		{"not Ready", ready, target(metav1.ConditionFalse, backstopv1alpha1.ReasonSecretNotFound, `Secret "db" not found`, 2), true},
+		{"another missing Secret", target(metav1.ConditionFalse, backstopv1alpha1.ReasonSecretNotFound, `Secret "db" not found`, 2),
+			target(metav1.ConditionFalse, backstopv1alpha1.ReasonSecretNotFound, `Secret "ca" not found`, 2), true},
+		{"spec changed, not checked yet", ready, target(metav1.ConditionTrue, backstopv1alpha1.ReasonSucceeded, "postgres target: Secrets and keys present", 1), true},
+	} {
+		if got := p.Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+			t.Errorf("%s: passes = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -123,9 +124,10 @@ func verifiedChanged() predicate.Predicate {
 }
 
 // readinessChanged passes creates, deletes and updates that change what
-// readiness says of an object: its Ready status or reason, or whether that
-// condition is for the current generation. Status writes that leave it
-// (a target's last successful backup) do not pass.
+// readiness says of an object: its Ready status or reason, whether that
+// condition is for the current generation, and while it is False its
+// message. Status writes that leave it (a target's last successful backup)
+// do not pass.
 func readinessChanged() predicate.Predicate {
 	state := func(o client.Object) string {
 		obj, ok := o.(conditions.Object)
@@ -136,7 +138,11 @@ func readinessChanged() predicate.Predicate {
 		if c == nil {
 			return "none"
 		}
-		return fmt.Sprintf("%s/%s/%t", c.Status, c.Reason, c.ObservedGeneration == obj.GetGeneration())
+		msg := ""
+		if c.Status == metav1.ConditionFalse {
+			msg = c.Message
+		}
+		return fmt.Sprintf("%s/%s/%t/%s", c.Status, c.Reason, c.ObservedGeneration == obj.GetGeneration(), msg)
 	}
 	return predicate.Funcs{
 		UpdateFunc:  func(e event.UpdateEvent) bool { return state(e.ObjectOld) != state(e.ObjectNew) },
