@@ -199,6 +199,10 @@ func TestBackupReconciler_NotesContentEqualToThePreviousBackup(t *testing.T) {
 	storeArtifact(t, stored, unchanged.Name, nil)
 	storeArtifact(t, stored, changed.Name, nil)
 
+	unchangedCount := func() float64 {
+		return max(0, series(t, "backstop_backups_unchanged_total", "namespace", "shop", "target", tg.Name))
+	}
+	before := unchangedCount()
 	got := reconcileBackup(t, r, "unchanged")
 	ready := conditions.Get(got, backstopv1alpha1.ConditionReady)
 	if got.Status.Phase != backstopv1alpha1.BackupSucceeded || got.Status.ContentSHA256 != same || got.Status.SameContentAs != "yesterday" ||
@@ -206,12 +210,18 @@ func TestBackupReconciler_NotesContentEqualToThePreviousBackup(t *testing.T) {
 		t.Fatalf("phase %s content %q sameContentAs %q ready %+v", got.Status.Phase, got.Status.ContentSHA256, got.Status.SameContentAs, ready)
 	}
 
+	if n := unchangedCount() - before; n != 1 {
+		t.Errorf("backstop_backups_unchanged_total rose by %v, want 1", n)
+	}
+
 	got = reconcileBackup(t, r, "changed")
 	ready = conditions.Get(got, backstopv1alpha1.ConditionReady)
 	if got.Status.Phase != backstopv1alpha1.BackupSucceeded || got.Status.ContentSHA256 != other || got.Status.SameContentAs != "" ||
 		ready == nil || strings.Contains(ready.Message, "same content") {
 		t.Fatalf("phase %s content %q sameContentAs %q ready %+v", got.Status.Phase, got.Status.ContentSHA256, got.Status.SameContentAs, ready)
-
+	}
+	if n := unchangedCount() - before; n != 1 {
+		t.Errorf("backstop_backups_unchanged_total rose by %v after a changed backup, want still 1", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,10 +23,15 @@ import (
 // tree it could not remove) is Succeeded, and says the warning in its Ready
 // message and a Warning event.
 func TestRestoreReconciler_SucceededWithTheAgentsWarning(t *testing.T) {
+	started := metav1.NewTime(time.Now().Add(-time.Minute))
+	durations := func() float64 {
+		return max(0, series(t, "backstop_restore_duration_seconds_count", "namespace", "shop", "target", "orders", "result", "Succeeded"))
+	}
+	durationsBefore := durations()
 	rs := &backstopv1alpha1.Restore{
 		ObjectMeta: metav1.ObjectMeta{Name: "back", Namespace: "shop", Generation: 1, UID: types.UID("uid-back")},
 		Spec:       backstopv1alpha1.RestoreSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: "orders"}},
-		Status: backstopv1alpha1.RestoreStatus{Phase: backstopv1alpha1.RestoreRestoring, JobName: jobName("back", "restore"),
+		Status: backstopv1alpha1.RestoreStatus{Phase: backstopv1alpha1.RestoreRestoring, JobName: jobName("back", "restore"), StartTime: &started,
 			Artifact: &backstopv1alpha1.RestoredArtifact{StoreName: "s3", Path: "shop/orders/nightly"}},
 	}
 	job := &batchv1.Job{
@@ -54,6 +60,12 @@ func TestRestoreReconciler_SucceededWithTheAgentsWarning(t *testing.T) {
 	if got.Status.Phase != backstopv1alpha1.RestoreSucceeded || ready == nil || ready.Status != metav1.ConditionTrue ||
 		!strings.Contains(ready.Message, "restored shop/orders/nightly into target orders; warning: "+warning) {
 		t.Fatalf("phase %s, Ready %+v; want Succeeded with the warning", got.Status.Phase, ready)
+	}
+	if last := series(t, "backstop_restore_last_success_timestamp_seconds", "namespace", "shop", "target", "orders"); last != float64(got.Status.CompletionTime.Unix()) {
+		t.Errorf("backstop_restore_last_success_timestamp_seconds = %v, want %d", last, got.Status.CompletionTime.Unix())
+	}
+	if n := durations() - durationsBefore; n != 1 {
+		t.Errorf("backstop_restore_duration_seconds observed %v restores, want 1", n)
 	}
 	var warned bool
 	for len(rec.Events) > 0 {
