@@ -155,10 +155,10 @@ func oneLine(s string) string {
 	return s
 }
 
-// readManifest reads <artifactPath>/manifest.json.
 // errManifestParse: the manifest was read but is not a manifest.
 var errManifestParse = errors.New("manifest.json does not parse")
 
+// readManifest reads <artifactPath>/manifest.json.
 func readManifest(ctx context.Context, st store.Store, artifactPath string) (*manifest.Manifest, error) {
 	rc, err := st.Get(ctx, path.Join(artifactPath, manifest.FileName))
 	if err != nil {
