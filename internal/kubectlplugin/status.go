@@ -177,6 +177,9 @@ func buildStatus(now time.Time, targets []backstopv1alpha1.BackupTarget, stores 
 
 		var next *time.Time
 		allSuspended := true
+		// A schedule's own problem comes after its target's and store's:
+		// when it only repeats theirs (StoreNotReady, ...), theirs is the cause.
+		scheduleProblem := ""
 		for j := range schedules {
 			s := &schedules[j]
 			if s.Namespace != t.Namespace || s.Spec.TargetRef.Name != t.Name {
@@ -190,8 +193,8 @@ func buildStatus(now time.Time, targets []backstopv1alpha1.BackupTarget, stores 
 				continue
 			}
 			allSuspended = false
-			if c := ready(s.Status.Conditions); c != nil && c.Status == metav1.ConditionFalse {
-				fail("Failing", fmt.Sprintf("BackupSchedule %s: %s: %s", s.Name, c.Reason, c.Message))
+			if c := ready(s.Status.Conditions); c != nil && c.Status == metav1.ConditionFalse && scheduleProblem == "" {
+				scheduleProblem = fmt.Sprintf("BackupSchedule %s: %s: %s", s.Name, c.Reason, c.Message)
 			}
 			if nt := s.Status.NextScheduleTime; nt != nil && (next == nil || nt.Time.Before(*next)) {
 				next = &nt.Time
@@ -223,6 +226,9 @@ func buildStatus(now time.Time, targets []backstopv1alpha1.BackupTarget, stores 
 				row.StoreReady = c.Reason
 				fail("Failing", fmt.Sprintf("BackupStore %s: %s: %s", row.Store, c.Reason, c.Message))
 			}
+		}
+		if scheduleProblem != "" {
+			fail("Failing", scheduleProblem)
 		}
 		if lastDone != nil && lastDone.Status.Phase == backstopv1alpha1.BackupFailed {
 			fail("Failing", fmt.Sprintf("Backup %s failed: %s: %s", lastDone.Name, lastDone.Status.Reason, lastDone.Status.Message))

@@ -125,3 +125,38 @@ func TestParseTakesFlagsAfterArguments(t *testing.T) {
 		t.Error("an unknown flag parsed")
 	}
 }
+
+// A target's row names the cause: its store's failure rather than the
+// schedule's StoreNotReady that repeats it; a schedule's own problem when
+// nothing else fails.
+func TestBuildStatus_CauseBeforeTheScheduleThatRepeatsIt(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	target := func(name string) backstopv1alpha1.BackupTarget {
+		return backstopv1alpha1.BackupTarget{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"}, Status: backstopv1alpha1.BackupTargetStatus{Engine: "files"}}
+	}
+	schedule := func(name, target, store, reason string) backstopv1alpha1.BackupSchedule {
+		return backstopv1alpha1.BackupSchedule{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns"},
+			Spec:   backstopv1alpha1.BackupScheduleSpec{TargetRef: backstopv1alpha1.LocalObjectReference{Name: target}, StoreRef: backstopv1alpha1.LocalObjectReference{Name: store}},
+			Status: backstopv1alpha1.BackupScheduleStatus{ObjectStatus: backstopv1alpha1.ObjectStatus{Conditions: cond(metav1.ConditionFalse, reason)}}}
+	}
+	stores := []backstopv1alpha1.BackupStore{
+		{ObjectMeta: metav1.ObjectMeta{Name: "down", Namespace: "ns"}, Status: backstopv1alpha1.BackupStoreStatus{ObjectStatus: backstopv1alpha1.ObjectStatus{Conditions: cond(metav1.ConditionFalse, "StoreUnreachable")}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "up", Namespace: "ns"}, Status: backstopv1alpha1.BackupStoreStatus{ObjectStatus: backstopv1alpha1.ObjectStatus{Conditions: cond(metav1.ConditionTrue, "Succeeded")}}},
+	}
+	schedules := []backstopv1alpha1.BackupSchedule{
+		schedule("a-nightly", "a", "down", backstopv1alpha1.ReasonStoreNotReady),
+		schedule("b-nightly", "b", "up", backstopv1alpha1.ReasonInvalidSchedule),
+	}
+	out := buildStatus(now, []backstopv1alpha1.BackupTarget{target("a"), target("b")}, stores, schedules, nil)
+	got := map[string]string{}
+	for _, r := range out[0].Targets {
+		got[r.Target] = r.Status + ": " + r.Message
+	}
+	want := map[string]string{
+		"a": "Failing: BackupStore down: StoreUnreachable: m",
+		"b": "Failing: BackupSchedule b-nightly: InvalidSchedule: m",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("rows:\n got %v\nwant %v", got, want)
+	}
+}
