@@ -535,16 +535,7 @@ func TestBackupScheduleReconciler_ReadyFollowsTargetAndStore(t *testing.T) {
 	}
 	waitFor := func(reason, inMessage string) {
 		t.Helper()
-		eventually(t, 30*time.Second, func() error {
-			got := &backstopv1alpha1.BackupSchedule{}
-			if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(bs), got); err != nil {
-				return err
-			}
-			if ready := readyOf(got); ready == nil || ready.Reason != reason || !strings.Contains(ready.Message, inMessage) {
-				return fmt.Errorf("Ready = %+v, want %s with %q", ready, reason, inMessage)
-			}
-			return nil
-		})
+		waitForReady(t, cl.Client, &backstopv1alpha1.BackupSchedule{ObjectMeta: bs.ObjectMeta}, reason, inMessage)
 	}
 	create(bs)
 	waitFor(backstopv1alpha1.ReasonTargetNotFound, "BackupTarget orders not found")

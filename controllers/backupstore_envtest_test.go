@@ -2,18 +2,13 @@ package controllers
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
-	"github.com/backstop-io/backstop/internal/conditions"
 )
 
 // With the operator running: a store is probed again as soon as its
@@ -36,17 +31,7 @@ func TestBackupStoreReconciler_ProbesAgainWhenItsSecretChanges(t *testing.T) {
 	}
 	waitFor := func(reason, inMessage string) {
 		t.Helper()
-		eventually(t, 30*time.Second, func() error {
-			got := &backstopv1alpha1.BackupStore{}
-			if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(store), got); err != nil {
-				return err
-			}
-			ready := conditions.Get(got, backstopv1alpha1.ConditionReady)
-			if ready == nil || ready.Reason != reason || !strings.Contains(ready.Message, inMessage) {
-				return fmt.Errorf("Ready = %+v, want reason %s with %q", ready, reason, inMessage)
-			}
-			return nil
-		})
+		waitForReady(t, cl.Client, &backstopv1alpha1.BackupStore{ObjectMeta: store.ObjectMeta}, reason, inMessage)
 	}
 	waitFor(backstopv1alpha1.ReasonSecretNotFound, `Secret "s3-creds" not found`)
 

@@ -2,18 +2,13 @@ package controllers
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
-	"github.com/backstop-io/backstop/internal/conditions"
 )
 
 // On the real API server, with the operator's own cache: a target follows
@@ -35,17 +30,7 @@ func TestBackupTargetReconciler_FollowsItsSecret(t *testing.T) {
 	}
 	waitFor := func(reason, inMessage string) {
 		t.Helper()
-		eventually(t, 30*time.Second, func() error {
-			got := &backstopv1alpha1.BackupTarget{}
-			if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(target), got); err != nil {
-				return err
-			}
-			ready := conditions.Get(got, backstopv1alpha1.ConditionReady)
-			if ready == nil || ready.Reason != reason || !strings.Contains(ready.Message, inMessage) {
-				return fmt.Errorf("Ready = %+v, want reason %s with %q", ready, reason, inMessage)
-			}
-			return nil
-		})
+		waitForReady(t, cl.Client, &backstopv1alpha1.BackupTarget{ObjectMeta: target.ObjectMeta}, reason, inMessage)
 	}
 	waitFor(backstopv1alpha1.ReasonSecretNotFound, `Secret "db" not found`)
 

@@ -357,6 +357,22 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	}
 }
 
+// waitForReady waits until obj's Ready condition has the reason, with
+// inMessage in its message; obj is read into as it goes.
+func waitForReady(t *testing.T, c client.Client, obj conditions.Object, reason, inMessage string) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		ready := conditions.Get(obj, backstopv1alpha1.ConditionReady)
+		if ready == nil || ready.Reason != reason || !strings.Contains(ready.Message, inMessage) {
+			return fmt.Errorf("%s: Ready = %+v, want reason %s with %q", obj.GetName(), ready, reason, inMessage)
+		}
+		return nil
+	})
+}
+
 // namespacedCache is the operator's cache, limited to the test's namespace:
 // the control plane is shared.
 func namespacedCache(ns string) cache.Options {
