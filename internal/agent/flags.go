@@ -153,7 +153,7 @@ func (c *config) engineFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.host, "host", "", "database host")
 	fs.IntVar(&c.port, "port", 0, "database port (0: the engine's default)")
 	fs.Var(&c.databases, "database", "database to back up (repeatable; none: all)")
-	fs.StringVar(&c.tlsMode, "tls-mode", "", "TLS to the database: disable, require, verify-ca or verify-full")
+	fs.StringVar(&c.tlsMode, "tls-mode", "", "TLS to the database: disable, prefer (TLS when the server offers it), require, verify-ca or verify-full")
 	fs.StringVar(&c.path, "path", "", "directory to back up or restore (files engine)")
 	fs.StringVar(&c.user, "user", "", "database user (else env "+EnvDBUser+")")
 	fs.StringVar(&c.passwordFile, "password-file", "", "file holding the database password (else env "+EnvDBPassword+")")
@@ -400,8 +400,8 @@ func (c *config) engineOptions() engine.Options {
 
 func checkTLSMode(m string) error {
 	switch m {
-	case "", "disable", "require", "verify-ca", "verify-full":
+	case "", "disable", "prefer", "require", "verify-ca", "verify-full":
 		return nil
 	}
-	return fmt.Errorf("unknown --tls-mode %q (want disable, require, verify-ca or verify-full)", m)
+	return fmt.Errorf("unknown --tls-mode %q (want disable, prefer, require, verify-ca or verify-full)", m)
 }

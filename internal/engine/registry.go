@@ -18,7 +18,7 @@ type Options struct {
 	// User and Password for the database server. Password is a secret.
 	User     string
 	Password string
-	// TLSMode is disable, require, verify-ca or verify-full.
+	// TLSMode is disable, prefer, require, verify-ca or verify-full.
 	TLSMode string
 	// Path is the directory to back up or restore (files).
 	Path string
