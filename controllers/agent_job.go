@@ -419,7 +419,8 @@ func (b *podBuilder) addStore(bs *backstopv1alpha1.BackupStore, op agentOp) {
 			b.optionalEnvFromSecret("AZURE_STORAGE_SAS_TOKEN", backstopv1alpha1.SecretKeySelector{Name: ref.Name, Key: azureSASTokenKey})
 		}
 	case bs.Spec.Volume != nil:
-		b.addClaim("store", bs.Spec.Volume.ClaimName, bs.Spec.Volume.SubPath, mountStore, op != opBackup)
+		// Backups write artifacts and delete Jobs remove them; the others only read.
+		b.addClaim("store", bs.Spec.Volume.ClaimName, bs.Spec.Volume.SubPath, mountStore, op != opBackup && op != opDelete)
 		b.flag("fs-root", mountStore)
 	}
 	if op == opDelete {

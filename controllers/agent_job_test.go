@@ -362,3 +362,32 @@ func TestBuildAgentJob_DrillIntoThrowawayServer(t *testing.T) {
 		t.Errorf("backoffLimit %d, activeDeadlineSeconds %d; want 0 and 3600", *job.Spec.BackoffLimit, *job.Spec.ActiveDeadlineSeconds)
 	}
 }
+
+// A volume store's claim is writable where the Job writes to the store
+// (backup) or removes from it (delete), and read-only where it only reads.
+func TestBuildAgentJob_VolumeStoreWritableOnlyToWriteOrDelete(t *testing.T) {
+	store := &backstopv1alpha1.BackupStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "vol", Namespace: "shop"},
+		Spec: backstopv1alpha1.BackupStoreSpec{Volume: &backstopv1alpha1.VolumeStore{ClaimName: "backups"},
+			Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}}},
+	}
+	for _, op := range []agentOp{opBackup, opVerify, opRestore, opDrill, opDelete} {
+		spec := agentJobSpec{Op: op, Name: "j", Namespace: "shop", Store: store, ArtifactPath: "shop/orders/b"}
+		if op != opDelete {
+			spec.Target = testTarget()
+		}
+		c := buildAgentJob(DefaultAgentOptions(), spec).Spec.Template.Spec.Containers[0]
+		var mount *corev1.VolumeMount
+		for i := range c.VolumeMounts {
+			if c.VolumeMounts[i].MountPath == mountStore {
+				mount = &c.VolumeMounts[i]
+			}
+		}
+		if mount == nil {
+			t.Fatalf("%s: the store's claim is not mounted: %+v", op, c.VolumeMounts)
+		}
+		if want := op != opBackup && op != opDelete; mount.ReadOnly != want {
+			t.Errorf("%s: the store's claim is mounted readOnly=%v, want %v", op, mount.ReadOnly, want)
+		}
+	}
+}
