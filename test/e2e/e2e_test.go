@@ -18,6 +18,7 @@ import (
 
 	"filippo.io/age"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,6 +47,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("DatabaseStoppedDuringBackup", func(t *testing.T) { testDatabaseStopped(t, e) })
 	t.Run("OperatorRestartMidBackup", func(t *testing.T) { testOperatorRestart(t, e, pg) })
 	t.Run("FilesRoundTrip", func(t *testing.T) { testFilesRoundTrip(t, e) })
+	t.Run("VolumeStoreDeletionRemovesTheArtifact", func(t *testing.T) { testVolumeStoreDeletion(t, e) })
 	t.Run("MariaDBRoundTrip", func(t *testing.T) { testMariaDBRoundTrip(t, e) })
 	t.Run("ScheduleDrillsMarkBackupsVerified", func(t *testing.T) { testScheduleDrills(t, e, pg) })
 	// Last, and only meaningful after the subtests above: by now they have
@@ -109,9 +111,9 @@ INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace');`)
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: backstopv1alpha1.BackupTargetSpec{Postgres: &backstopv1alpha1.PostgresTarget{
 			DatabaseConnection: backstopv1alpha1.DatabaseConnection{
-				Host:    pg.Host,
-				Port:    ptr.To(int32(pg.Port)),
-				TLSMode: backstopv1alpha1.TLSDisable,
+				// tlsMode is left to its default, prefer, as most users leave it.
+				Host: pg.Host,
+				Port: ptr.To(int32(pg.Port)),
 				Credentials: backstopv1alpha1.DatabaseCredentials{
 					Username:          pg.User,
 					PasswordSecretRef: backstopv1alpha1.SecretKeySelector{Name: name, Key: "password"},
@@ -121,6 +123,9 @@ INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace');`)
 		}},
 	}
 	e.create(t, bt)
+	if bt.Spec.Postgres.TLSMode != backstopv1alpha1.TLSPrefer {
+		t.Fatalf("tlsMode %q after create, want the CRD's default prefer", bt.Spec.Postgres.TLSMode)
+	}
 	return bt
 }
 
@@ -543,6 +548,49 @@ func testFilesRoundTrip(t *testing.T, e *env) {
 	g.Expect(treeHash(t, data)).To(Equal(want))
 }
 
+// A Backup on a volume store: the backup Job writes the artifact into the
+// claim, and deleting the Backup runs a delete Job (the real agent, the
+// claim mounted as the pod runner mounts it) that removes it.
+func testVolumeStoreDeletion(t *testing.T, e *env) {
+	g := NewWithT(t)
+	ns := e.namespace(t)
+	store := &backstopv1alpha1.BackupStore{
+		ObjectMeta: metav1.ObjectMeta{Name: "vol", Namespace: ns},
+		Spec: backstopv1alpha1.BackupStoreSpec{
+			Volume: &backstopv1alpha1.VolumeStore{ClaimName: "backups"},
+			Encryption: backstopv1alpha1.Encryption{Recipients: &backstopv1alpha1.AgeRecipients{
+				PublicKeys: []string{e.identity.Recipient().String()},
+			}},
+		},
+	}
+	e.create(t, store)
+	e.waitReady(t, store)
+	data := filepath.Join(e.runner.PVCPath(ns, "app-data"), "uploads")
+	g.Expect(os.MkdirAll(data, 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(data, "a.txt"), []byte("alpha\n"), 0o644)).To(Succeed())
+	target := &backstopv1alpha1.BackupTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: ns},
+		Spec:       backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{ClaimName: "app-data", Path: "uploads"}},
+	}
+	e.create(t, target)
+	e.waitReady(t, target)
+
+	e.create(t, onDemandBackup(ns, "on-volume", target.Name, store.Name))
+	bk := e.waitBackup(t, ns, "on-volume", 90*time.Second)
+	g.Expect(bk.Status.Phase).To(Equal(backstopv1alpha1.BackupSucceeded), "%s: %s", bk.Status.Reason, bk.Status.Message)
+	artifact := filepath.Join(e.runner.PVCPath(ns, "backups"), filepath.FromSlash(bk.Status.ArtifactPath))
+	g.Expect(filepath.Join(artifact, "manifest.json")).To(BeAnExistingFile())
+	g.Expect(filepath.Join(artifact, bk.Status.DataObject)).To(BeAnExistingFile())
+
+	g.Expect(e.k8s.Delete(context.Background(), bk)).To(Succeed())
+	g.Eventually(func() bool {
+		err := e.k8s.Get(context.Background(), client.ObjectKeyFromObject(bk), &backstopv1alpha1.Backup{})
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(90*time.Second).WithPolling(time.Second).Should(BeTrue(), "the Backup is still there: its artifact was not deleted")
+	g.Expect(filepath.Join(artifact, "manifest.json")).NotTo(BeAnExistingFile())
+	g.Expect(filepath.Join(artifact, bk.Status.DataObject)).NotTo(BeAnExistingFile())
+}
+
 func testMariaDBRoundTrip(t *testing.T, e *env) {
 	g := NewWithT(t)
 	db := mariadbserver.Start(t)
@@ -562,9 +610,9 @@ func testMariaDBRoundTrip(t *testing.T, e *env) {
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
 		Spec: backstopv1alpha1.BackupTargetSpec{MySQL: &backstopv1alpha1.MySQLTarget{
 			DatabaseConnection: backstopv1alpha1.DatabaseConnection{
-				Host:    db.Host,
-				Port:    ptr.To(int32(db.Port)),
-				TLSMode: backstopv1alpha1.TLSDisable,
+				// tlsMode left to its default, prefer.
+				Host: db.Host,
+				Port: ptr.To(int32(db.Port)),
 				Credentials: backstopv1alpha1.DatabaseCredentials{
 					Username:          db.User,
 					PasswordSecretRef: backstopv1alpha1.SecretKeySelector{Name: "maria", Key: "password"},
