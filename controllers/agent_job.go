@@ -46,6 +46,8 @@ const (
 	mountIdentity   = "/var/run/backstop/identity"
 	mountRecipients = "/var/run/backstop/recipients"
 	mountStoreCA    = "/var/run/backstop/store-ca"
+	// mountDBCA holds the CA bundle a database target's TLS trusts.
+	mountDBCA = "/var/run/backstop/db-ca"
 	// mountGCSCredentials holds the service-account key of a GCS store.
 	mountGCSCredentials = "/var/run/backstop/gcs"
 
@@ -327,6 +329,9 @@ func (b *podBuilder) addTarget(t *backstopv1alpha1.BackupTarget, op agentOp) {
 	}
 	if conn.TLSMode != "" {
 		b.flag("tls-mode", string(conn.TLSMode))
+	}
+	if conn.CASecretRef != nil {
+		b.flag("ca-file", b.addSecretFile("db-ca", mountDBCA, *conn.CASecretRef))
 	}
 	if conn.Credentials.UsernameSecretRef != nil {
 		b.envFromSecret("BACKSTOP_DB_USER", *conn.Credentials.UsernameSecretRef)

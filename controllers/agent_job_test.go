@@ -391,3 +391,26 @@ func TestBuildAgentJob_VolumeStoreWritableOnlyToWriteOrDelete(t *testing.T) {
 		}
 	}
 }
+
+// A database target's CA bundle is mounted from its Secret and named to
+// the agent, which hands it to pg_dump, psql or the MariaDB client.
+func TestBuildAgentJob_DatabaseCA(t *testing.T) {
+	target := testTarget()
+	target.Spec.Postgres.TLSMode = backstopv1alpha1.TLSVerifyFull
+	target.Spec.Postgres.CASecretRef = &backstopv1alpha1.SecretKeySelector{Name: "db-tls", Key: "ca.crt"}
+	for _, op := range []agentOp{opBackup, opRestore, opVerify} {
+		pod := buildAgentJob(DefaultAgentOptions(), agentJobSpec{Op: op, Name: "j", Namespace: "shop", Target: target, Store: testStore(), ArtifactPath: "shop/orders/b"}).Spec.Template.Spec
+		if args := strings.Join(pod.Containers[0].Args, " "); !strings.Contains(args, "--tls-mode verify-full --ca-file /var/run/backstop/db-ca/ca.crt") {
+			t.Errorf("%s: args %q do not name the CA file", op, args)
+		}
+		found := false
+		for _, v := range pod.Volumes {
+			if s := v.Secret; s != nil && s.SecretName == "db-tls" && len(s.Items) == 1 && s.Items[0].Key == "ca.crt" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: the CA Secret is not mounted: %+v", op, pod.Volumes)
+		}
+	}
+}

@@ -56,7 +56,9 @@ type DatabaseConnection struct {
 	// +kubebuilder:validation:Maximum=65535
 	Port *int32 `json:"port,omitempty"`
 
-	// tlsMode of the connection. Defaults to prefer.
+	// tlsMode of the connection. Defaults to prefer. The MariaDB client
+	// cannot check a certificate without its host name, so for a mysql
+	// target verify-ca checks both, as verify-full does.
 	// +optional
 	// +kubebuilder:default=prefer
 	TLSMode TLSMode `json:"tlsMode,omitempty"`

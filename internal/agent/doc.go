@@ -36,7 +36,8 @@
 //	--engine postgres|mysql|files   required for backup and restore; on verify, the artifact must match
 //	--host HOST --port N            database server (port 0: the engine's default)
 //	--database NAME                 repeatable; none: every user database
-//	--tls-mode disable|require|verify-ca|verify-full
+//	--tls-mode disable|prefer|require|verify-ca|verify-full
+//	--ca-file FILE                  PEM CAs that verify-ca and verify-full trust (default: the system's)
 //	--path DIR                      files engine: the directory to back up or restore
 //	--user NAME                     or env BACKSTOP_DB_USER
 //	--password-file FILE            or env BACKSTOP_DB_PASSWORD

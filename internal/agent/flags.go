@@ -62,6 +62,7 @@ type config struct {
 	port         int
 	databases    stringList
 	tlsMode      string
+	caFile       string
 	path         string
 	user         string
 	passwordFile string
@@ -154,6 +155,7 @@ func (c *config) engineFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.port, "port", 0, "database port (0: the engine's default)")
 	fs.Var(&c.databases, "database", "database to back up (repeatable; none: all)")
 	fs.StringVar(&c.tlsMode, "tls-mode", "", "TLS to the database: disable, prefer (TLS when the server offers it), require, verify-ca or verify-full")
+	fs.StringVar(&c.caFile, "ca-file", "", "PEM CA bundle that verify-ca and verify-full trust (default: the system's)")
 	fs.StringVar(&c.path, "path", "", "directory to back up or restore (files engine)")
 	fs.StringVar(&c.user, "user", "", "database user (else env "+EnvDBUser+")")
 	fs.StringVar(&c.passwordFile, "password-file", "", "file holding the database password (else env "+EnvDBPassword+")")
@@ -393,6 +395,7 @@ func (c *config) engineOptions() engine.Options {
 		User:       c.user,
 		Password:   c.password,
 		TLSMode:    c.tlsMode,
+		CAFile:     c.caFile,
 		Path:       c.path,
 		ScratchDir: c.scratchDir,
 	}

@@ -20,6 +20,9 @@ type Options struct {
 	Password string
 	// TLSMode is disable, prefer, require, verify-ca or verify-full.
 	TLSMode string
+	// CAFile is a PEM bundle of the CAs that verify-ca and verify-full
+	// trust; empty means the system's.
+	CAFile string
 	// Path is the directory to back up or restore (files).
 	Path string
 	// ScratchDir is where the engine may write temporary data.

@@ -176,10 +176,16 @@ func (e *Engine) connArgs() []string {
 		args = append(args, "--user="+e.opts.User)
 	}
 	switch e.opts.TLSMode {
-	case "require", "verify-ca":
+	case "require":
 		args = append(args, "--ssl")
-	case "verify-full":
+	case "verify-ca", "verify-full":
+		// The MariaDB client has no check of the certificate without its
+		// host name: verify-ca verifies both, failing closed rather than
+		// trusting a certificate it did not check.
 		args = append(args, "--ssl", "--ssl-verify-server-cert")
+		if e.opts.CAFile != "" {
+			args = append(args, "--ssl-ca="+e.opts.CAFile)
+		}
 	case "disable":
 		args = append(args, "--skip-ssl")
 	}

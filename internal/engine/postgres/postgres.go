@@ -194,6 +194,9 @@ func (e *Engine) env() []string {
 		mode = "prefer"
 	}
 	env = append(env, "PGSSLMODE="+mode)
+	if e.opts.CAFile != "" {
+		env = append(env, "PGSSLROOTCERT="+e.opts.CAFile)
+	}
 	return env
 }
 
