@@ -87,6 +87,13 @@ func TestBackupStoreReconciler_Checks(t *testing.T) {
 			Spec: backstopv1alpha1.BackupStoreSpec{Azure: &backstopv1alpha1.AzureStore{StorageAccount: "acct", Container: "backups", CredentialsSecretRef: &backstopv1alpha1.LocalObjectReference{Name: "az"}},
 				Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}}},
 		}, objs: []client.Object{secret("az", "other", "x")}, wantStatus: metav1.ConditionFalse, wantReason: backstopv1alpha1.ReasonSecretNotFound},
+		{name: "azure Secret with both a key and a SAS token", store: &backstopv1alpha1.BackupStore{
+			ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "shop"},
+			Spec: backstopv1alpha1.BackupStoreSpec{Azure: &backstopv1alpha1.AzureStore{StorageAccount: "acct", Container: "backups", CredentialsSecretRef: &backstopv1alpha1.LocalObjectReference{Name: "az"}},
+				Encryption: backstopv1alpha1.Encryption{None: &backstopv1alpha1.NoEncryption{}}},
+		}, objs: []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "az", Namespace: "shop"},
+			Data: map[string][]byte{"accountKey": []byte("a2V5"), "sasToken": []byte("sv=2024&sig=s3cr3t")}}},
+			wantStatus: metav1.ConditionFalse, wantReason: backstopv1alpha1.ReasonInvalidSpec, notInMsg: "s3cr3t"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _ := reconcileStore(t, tc.store, tc.objs...)

@@ -114,6 +114,9 @@ func openStore(ctx context.Context, c client.Reader, bs *backstopv1alpha1.Backup
 		key, keyErr := secretValue(ctx, c, bs.Namespace, backstopv1alpha1.SecretKeySelector{Name: name, Key: azureAccountKeyKey})
 		sas, sasErr := secretValue(ctx, c, bs.Namespace, backstopv1alpha1.SecretKeySelector{Name: name, Key: azureSASTokenKey})
 		switch {
+		case keyErr == nil && sasErr == nil:
+			// The Jobs' agent refuses both, whichever the operator took.
+			return nil, userErrorf(backstopv1alpha1.ReasonInvalidSpec, "Secret %q has both key %q and key %q: keep one", name, azureAccountKeyKey, azureSASTokenKey)
 		case keyErr == nil:
 			cfg.AccountKey = strings.TrimSpace(string(key))
 		case sasErr == nil:
