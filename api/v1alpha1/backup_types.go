@@ -57,7 +57,10 @@ type BackupStatus struct {
 	ObjectStatus `json:",inline"`
 
 	// phase: Pending, Running, Succeeded or Failed. Succeeded means the
-	// manifest is in the store and the checksums match.
+	// operator read the manifest back from the store, found it agrees with
+	// the size and SHA-256 the agent computed as it uploaded, and found the
+	// data object at that size; a volume store, reached only by Jobs, has
+	// the agent's own check. Running while the store cannot be read.
 	// +optional
 	Phase BackupPhase `json:"phase,omitempty"`
 

@@ -134,7 +134,8 @@ type RetentionPolicy struct {
 	// +kubebuilder:validation:Maximum=10000
 	KeepYearly *int32 `json:"keepYearly,omitempty"`
 
-	// failedHistoryLimit keeps the newest N failed Backups. Defaults to 3.
+	// failedHistoryLimit keeps the newest N failed Backups. Defaults to 3,
+	// and applies with retention unset too.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000

@@ -33,7 +33,8 @@ type BackupStoreSpec struct {
 	Compression *Compression `json:"compression,omitempty"`
 
 	// probeInterval is how often the operator checks that the store is
-	// reachable and writable. Defaults to 10m.
+	// reachable and writable. Defaults to 10m. A volume store is reached only
+	// by Jobs: it is not probed, and each Job checks its claim.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$`
@@ -137,8 +138,9 @@ type AzureStore struct {
 	// +kubebuilder:validation:Pattern=`^https?://.+$`
 	Endpoint string `json:"endpoint,omitempty"`
 
-	// credentialsSecretRef names a Secret with the key accountKey, or sasToken.
-	// When unset, the pod's workload identity is used.
+	// credentialsSecretRef names a Secret with the key accountKey or the key
+	// sasToken, not both. Required for now: workload identity is not
+	// supported yet (the store reports BackendNotSupported).
 	// +optional
 	CredentialsSecretRef *LocalObjectReference `json:"credentialsSecretRef,omitempty"`
 
@@ -202,9 +204,10 @@ type AgeRecipients struct {
 	// +optional
 	PublicKeysSecretRef *SecretKeySelector `json:"publicKeysSecretRef,omitempty"`
 
-	// identitySecretRef selects the age identity (AGE-SECRET-KEY-1...). It is
-	// mounted only into restore Jobs; backups never need it. Leave it unset to
-	// keep the private key out of the cluster and restore elsewhere.
+	// identitySecretRef selects the age identity (AGE-SECRET-KEY-1...). It
+	// reaches only the Jobs that read artifacts: restore, verify and drill
+	// Jobs; backups never need it. Leave it unset to keep the private key out
+	// of the cluster and restore elsewhere (drills then cannot run).
 	// +optional
 	IdentitySecretRef *SecretKeySelector `json:"identitySecretRef,omitempty"`
 }
@@ -241,7 +244,8 @@ type Compression struct {
 type BackupStoreStatus struct {
 	ObjectStatus `json:",inline"`
 
-	// lastProbeTime is when the store was last checked.
+	// lastProbeTime is when the store was last checked (for a volume store,
+	// when its spec was last read: it is not probed).
 	// +optional
 	LastProbeTime *metav1.Time `json:"lastProbeTime,omitempty"`
 

@@ -6,6 +6,7 @@ import (
 
 // BackupTargetSpec says what is backed up: exactly one engine.
 // +kubebuilder:validation:XValidation:rule="[has(self.postgres), has(self.mysql), has(self.files)].filter(x, x).size() == 1",message="exactly one of spec.postgres, spec.mysql or spec.files must be set"
+// +kubebuilder:validation:XValidation:rule="!has(self.files) || !has(self.drillChecks)",message="drillChecks are SQL checks: not allowed on a files target"
 type BackupTargetSpec struct {
 	// postgres backs up one PostgreSQL database with pg_dump.
 	// +optional

@@ -74,8 +74,9 @@ type JobTemplate struct {
 	// +kubebuilder:validation:Maximum=604800
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 
-	// backoffLimit is how many times a failed agent pod is retried. Defaults to 0:
-	// a failed backup is reported, not silently retried.
+	// backoffLimit is how many times a failed backup pod is retried. Defaults
+	// to 0: a failed backup is reported, not silently retried. Restore,
+	// verify and drill Jobs are never retried, whatever it says.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10

@@ -60,7 +60,8 @@ type RestoreSource struct {
 	Path string `json:"path,omitempty"`
 
 	// latestOf restores the newest complete backup of the target of this name
-	// (in this namespace's part of the store).
+	// (in this namespace's part of the store). The operator lists the store
+	// to find it, so a volume store, which only Jobs reach, cannot be used.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

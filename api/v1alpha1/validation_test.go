@@ -189,6 +189,9 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		// BackupTarget
 		{"two engines", "BackupTarget", validPostgres + `
   files: {claimName: data}`, "exactly one of spec.postgres, spec.mysql or spec.files"},
+		{"drill checks on files", "BackupTarget", `
+  files: {claimName: data}
+  drillChecks: [{name: rows, sql: "SELECT 1", expect: "1"}]`, "drillChecks are SQL checks: not allowed on a files target"},
 		{"no engine", "BackupTarget", `
   {}`, "exactly one of spec.postgres, spec.mysql or spec.files"},
 		{"port out of range", "BackupTarget", `
