@@ -46,9 +46,10 @@ func (r *BackupTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backstopv1alpha1.BackupTarget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(secretSource(), enqueueInSecretNamespace(mgr.GetClient(), &backstopv1alpha1.BackupTargetList{})).
-		// A finished Backup updates its target's last successful backup.
-		// A Backup's Verified condition that changes updates its newest verified one.
-		Watches(&backstopv1alpha1.Backup{}, enqueueTargetSoon(targetCoalesce), builder.WithPredicates(predicate.Or(backupSucceeded(), verifiedChanged()))).
+		// A Backup that succeeds, or a successful one deleted, updates its
+		// target's last successful backup; a Backup's Verified condition
+		// that changes, its newest verified one.
+		Watches(&backstopv1alpha1.Backup{}, enqueueTargetSoon(targetCoalesce), builder.WithPredicates(predicate.Or(successChanged(), verifiedChanged()))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Concurrency}).
 		Named("backuptarget").
 		Complete(r)
@@ -74,6 +75,9 @@ func enqueueTargetSoon(delay time.Duration) handler.EventHandler {
 		},
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
 			add(e.ObjectNew, q)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			add(e.Object, q)
 		},
 	}
 }
@@ -113,16 +117,18 @@ func (r *BackupTargetReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 // recordLastBackup puts the newest Succeeded Backup of the target, and the
-// newest verified one, in its status.
+// newest verified one, in its status: of the Backups there now (none being
+// deleted), so that it never names one that is gone.
 func (r *BackupTargetReconciler) recordLastBackup(ctx context.Context, bt *backstopv1alpha1.BackupTarget) error {
 	// The cache's own objects, read only (see previousSuccess).
 	list := &backstopv1alpha1.BackupList{}
 	if err := r.List(ctx, list, client.InNamespace(bt.Namespace), client.MatchingFields{indexTargetName: bt.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
+	bt.Status.LastSuccessfulBackup, bt.Status.LastSuccessfulBackupTime = "", nil
 	for _, bk := range list.Items {
 		t := bk.Status.CompletionTime
-		if bk.Status.Phase != backstopv1alpha1.BackupSucceeded || t == nil {
+		if bk.Status.Phase != backstopv1alpha1.BackupSucceeded || t == nil || !bk.DeletionTimestamp.IsZero() {
 			continue
 		}
 		if last := bt.Status.LastSuccessfulBackupTime; last == nil || t.After(last.Time) {

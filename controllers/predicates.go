@@ -29,18 +29,23 @@ func backupPhaseChanged() predicate.Predicate {
 	}
 }
 
-// backupSucceeded passes Backups that are, or just became, Succeeded.
-func backupSucceeded() predicate.Predicate {
+// successChanged passes Backups that are, or just became, Succeeded, and
+// Succeeded ones on their way out (being deleted, or gone): what a target's
+// last successful backup is made of.
+func successChanged() predicate.Predicate {
 	succeeded := func(o any) bool {
 		bk, ok := o.(*backstopv1alpha1.Backup)
 		return ok && bk.Status.Phase == backstopv1alpha1.BackupSucceeded
 	}
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return succeeded(e.Object) },
-		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return succeeded(e.Object) },
 		GenericFunc: func(event.GenericEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return !succeeded(e.ObjectOld) && succeeded(e.ObjectNew)
+			if !succeeded(e.ObjectNew) {
+				return false
+			}
+			return !succeeded(e.ObjectOld) || (e.ObjectOld.GetDeletionTimestamp() == nil && e.ObjectNew.GetDeletionTimestamp() != nil)
 		},
 	}
 }
