@@ -83,9 +83,12 @@ type JobTemplate struct {
 	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
 
 	// ttlSecondsAfterFinished deletes the finished Job after this many seconds.
-	// The Backup or Restore keeps the result.
+	// The Backup or Restore keeps the result, which the operator reads from
+	// the Job's pod once the Job finishes: at least 60, so that a Job is not
+	// gone before the operator has read it (an operator down for longer
+	// than that reports the Job missing).
 	// +optional
-	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Minimum=60
 	// +kubebuilder:validation:Maximum=31536000
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }

@@ -189,6 +189,10 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
 		// BackupTarget
 		{"two engines", "BackupTarget", validPostgres + `
   files: {claimName: data}`, "exactly one of spec.postgres, spec.mysql or spec.files"},
+		{"a Job gone before its result is read", "Backup", `
+  targetRef: {name: db}
+  storeRef: {name: s3}
+  jobTemplate: {ttlSecondsAfterFinished: 0}`, "spec.jobTemplate.ttlSecondsAfterFinished"},
 		{"drill checks on files", "BackupTarget", `
   files: {claimName: data}
   drillChecks: [{name: rows, sql: "SELECT 1", expect: "1"}]`, "drillChecks are SQL checks: not allowed on a files target"},
