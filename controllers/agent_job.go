@@ -81,6 +81,9 @@ type agentJobSpec struct {
 	Target       *backstopv1alpha1.BackupTarget
 	Store        *backstopv1alpha1.BackupStore
 	ArtifactPath string
+	// ExpectSHA256 is the SHA-256 of the data the Job must read (not for
+	// backups): the agent refuses an artifact written since at that path.
+	ExpectSHA256 string
 	Template     *backstopv1alpha1.JobTemplate
 	// Engine is given when there is no Target (a drill into a throwaway server).
 	Engine string
@@ -129,6 +132,9 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 		b.flag("engine", s.Engine)
 	}
 	b.env = append(b.env, s.Env...)
+	if s.ExpectSHA256 != "" && s.Op != opBackup && s.Op != opDelete {
+		b.flag("expect-sha256", s.ExpectSHA256)
+	}
 	b.addStore(s.Store, s.Op)
 
 	tmpl := s.Template

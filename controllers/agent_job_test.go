@@ -414,3 +414,19 @@ func TestBuildAgentJob_DatabaseCA(t *testing.T) {
 		}
 	}
 }
+
+// Jobs that read an artifact are told the digest of the data they must find
+// there; backup and delete Jobs are not.
+func TestBuildAgentJob_ExpectedDigest(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	for _, op := range []agentOp{opBackup, opVerify, opRestore, opDrill, opDelete} {
+		spec := agentJobSpec{Op: op, Name: "j", Namespace: "shop", Store: testStore(), ArtifactPath: "shop/orders/b", ExpectSHA256: sum}
+		if op != opDelete {
+			spec.Target = testTarget()
+		}
+		args := strings.Join(buildAgentJob(DefaultAgentOptions(), spec).Spec.Template.Spec.Containers[0].Args, " ")
+		if got, want := strings.Contains(args, "--expect-sha256 "+sum), op != opBackup && op != opDelete; got != want {
+			t.Errorf("%s: --expect-sha256 given = %v, want %v: %s", op, got, want, args)
+		}
+	}
+}

@@ -438,6 +438,7 @@ func (r *BackupDrillReconciler) buildJob(dr *backstopv1alpha1.BackupDrill, name 
 		Target:       p.scratch,
 		Store:        p.store,
 		ArtifactPath: p.backup.Status.ArtifactPath,
+		ExpectSHA256: p.backup.Status.SHA256,
 		Template:     tmpl,
 		Engine:       p.engine,
 		ScratchSize:  &size,

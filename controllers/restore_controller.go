@@ -224,6 +224,9 @@ func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Res
 			Target:       target,
 			Store:        store,
 			ArtifactPath: rs.Status.Artifact.Path,
+			// Known from the Backup or its manifest, or from the verify Job
+			// for the restore Job: the restore reads what was verified.
+			ExpectSHA256: rs.Status.Artifact.SHA256,
 			Template:     rs.Spec.JobTemplate,
 		})
 		if _, _, err := placeBesideClaimUsers(ctx, r.APIReader, job, target); err != nil {

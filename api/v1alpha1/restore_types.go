@@ -94,7 +94,10 @@ type RestoredArtifact struct {
 	// +optional
 	Path string `json:"path,omitempty"`
 
-	// sha256 of the stored artifact that was verified and restored.
+	// sha256 of the stored artifact that was verified and restored. Set when
+	// the source is resolved (from the Backup or the manifest) or by the
+	// verify Job; the verify and restore Jobs refuse an artifact of another
+	// digest.
 	// +optional
 	SHA256 string `json:"sha256,omitempty"`
 }

@@ -268,7 +268,7 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 			return finish(invalid("%v", err), nil)
 		}
 		m, err := pipeline.Restore(ctx, pipeline.ReadOptions{
-			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec,
+			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec, ExpectSHA256: c.expectSHA256,
 			ScratchDir: c.scratchDir, Progress: progress, ProgressInterval: c.progressInterval,
 		}, eng)
 		if w := engine.AsWarning(err); w != nil {
@@ -290,7 +290,7 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 			return finish(invalid("%v", err), nil)
 		}
 		a, err := pipeline.Verify(ctx, pipeline.ReadOptions{
-			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec,
+			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec, ExpectSHA256: c.expectSHA256,
 			ScratchDir: c.scratchDir, Progress: progress, ProgressInterval: c.progressInterval,
 		})
 		if err != nil {
@@ -466,7 +466,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	o := pipeline.ReadOptions{
 		ArtifactPath: c.artifactPath, File: c.file, ManifestFile: c.manifestFile,
-		Engine: c.engine, Decrypt: dec, ScratchDir: c.scratchDir,
+		Engine: c.engine, Decrypt: dec, ScratchDir: c.scratchDir, ExpectSHA256: c.expectSHA256,
 		ProgressInterval: c.progressInterval,
 	}
 	if c.progressInterval > 0 {

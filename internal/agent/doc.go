@@ -93,6 +93,8 @@
 //
 //	--identity-file FILE            age identity file (a mounted Secret); or env BACKSTOP_AGE_IDENTITY
 //	--passphrase-file FILE          scrypt; or env BACKSTOP_AGE_PASSPHRASE
+//	--expect-sha256 HEX             refuse (IntegrityMismatch) an artifact whose data has another SHA-256:
+//	                                a Restore's Jobs read what it chose, not what was written since
 //
 // all agent commands:
 //

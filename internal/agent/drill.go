@@ -41,7 +41,7 @@ func (c *config) drill(ctx context.Context, st store.Store, getenv func(string) 
 	}
 	return drill.Run(ctx, drill.Options{
 		Read: pipeline.ReadOptions{
-			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec,
+			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec, ExpectSHA256: c.expectSHA256,
 			Progress: progress, ProgressInterval: c.progressInterval,
 		},
 		ScratchDir: c.scratchDir, ScratchLimit: c.scratchLimit,

@@ -63,6 +63,7 @@ type config struct {
 	databases    stringList
 	tlsMode      string
 	caFile       string
+	expectSHA256 string
 	path         string
 	user         string
 	passwordFile string
@@ -173,6 +174,7 @@ func (c *config) encryptFlags(fs *flag.FlagSet) {
 func (c *config) decryptFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.identityFile, "identity-file", "", "age identity file (else env "+EnvAgeIdentity+")")
 	fs.StringVar(&c.passphraseFile, "passphrase-file", "", "file holding the scrypt passphrase (else env "+EnvAgePassphrase+")")
+	fs.StringVar(&c.expectSHA256, "expect-sha256", "", "refuse an artifact whose data's SHA-256 is not this one (hex)")
 }
 
 func (c *config) runFlags(fs *flag.FlagSet, agentMode bool) {

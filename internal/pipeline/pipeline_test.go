@@ -145,8 +145,9 @@ func TestBackupRestore_RoundTripFilesystem(t *testing.T) {
 					t.Errorf("stored object holds plaintext")
 				}
 
+				// The digest the caller expects, in either case of hex.
 				eng := newFake("fake", nil)
-				got, err := Restore(ctx, ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: dec, ScratchDir: t.TempDir()}, eng)
+				got, err := Restore(ctx, ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: dec, ScratchDir: t.TempDir(), ExpectSHA256: strings.ToUpper(m.SHA256)}, eng)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -376,6 +377,7 @@ func TestRestore_FailuresLeaveTargetUntouched(t *testing.T) {
 		dec        crypto.DecryptOptions
 		engineName string
 		mutate     func(t *testing.T, root string, m *manifest.Manifest)
+		expect     string // ReadOptions.ExpectSHA256
 		want       string
 	}{
 		{name: "wrong identity", enc: x25519, dec: crypto.DecryptOptions{Identities: []age.Identity{other.identity}}, want: ReasonDecryptionFailed},
@@ -402,6 +404,8 @@ func TestRestore_FailuresLeaveTargetUntouched(t *testing.T) {
 			}},
 		{name: "artifact of another engine", enc: x25519, dec: rightID, engineName: "mysql", want: ReasonEngineMismatch},
 		{name: "no identity given", enc: x25519, want: ReasonInvalidInput},
+		// Another artifact written at the path since it was chosen.
+		{name: "not the artifact expected", enc: x25519, dec: rightID, expect: strings.Repeat("ab", 32), want: ReasonIntegrityMismatch},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -416,7 +420,7 @@ func TestRestore_FailuresLeaveTargetUntouched(t *testing.T) {
 			}
 			eng := newFake(name, nil)
 			scratch := t.TempDir()
-			_, err := Restore(context.Background(), ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: tc.dec, ScratchDir: scratch}, eng)
+			_, err := Restore(context.Background(), ReadOptions{Store: st, ArtifactPath: artifactPath, Decrypt: tc.dec, ScratchDir: scratch, ExpectSHA256: tc.expect}, eng)
 			if r := reasonOf(t, err); r != tc.want {
 				t.Fatalf("reason %s (%v), want %s", r, err, tc.want)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/backstop-io/backstop/internal/compress"
@@ -27,6 +28,11 @@ type ReadOptions struct {
 
 	// Engine, when set, must match the manifest's engine.
 	Engine string
+	// ExpectSHA256, when set, must be the SHA-256 of the stored data object
+	// that the manifest names (and the bytes are then checked against it):
+	// the artifact is the one the caller chose, not another written since
+	// at the same path.
+	ExpectSHA256 string
 	// Decrypt holds the identities or passphrase.
 	Decrypt crypto.DecryptOptions
 	// ScratchDir holds the downloaded artifact; os.TempDir() when empty.
@@ -264,6 +270,9 @@ func checkManifest(m *manifest.Manifest, o ReadOptions) error {
 	if o.Engine != "" && m.Engine != o.Engine {
 		return errorf(ReasonEngineMismatch, "the artifact was made by the %s engine, not %s", m.Engine, o.Engine)
 	}
+	if o.ExpectSHA256 != "" && !strings.EqualFold(m.SHA256, o.ExpectSHA256) {
+		return errorf(ReasonIntegrityMismatch, "the artifact at %s is not the one expected: its data has SHA-256 %s, not %s", o.ArtifactPath, m.SHA256, o.ExpectSHA256)
+	}
 	switch crypto.Mode(m.Encryption.Mode) {
 	case crypto.ModeX25519:
 		if len(o.Decrypt.Identities) == 0 {
@@ -458,6 +467,9 @@ func fetchLocal(ctx context.Context, o ReadOptions) (*Artifact, error) {
 			PlaintextSize:   plain.n,
 			SHA256:          stored.sum(),
 			PlaintextSHA256: plain.sum(),
+		}
+		if o.ExpectSHA256 != "" && !strings.EqualFold(m.SHA256, o.ExpectSHA256) {
+			return nil, errorf(ReasonIntegrityMismatch, "%s is not the artifact expected: its SHA-256 is %s, not %s", o.File, m.SHA256, o.ExpectSHA256)
 		}
 		return &Artifact{Manifest: m, path: o.File, dec: o.Decrypt}, nil
 	}
