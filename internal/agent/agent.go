@@ -270,13 +270,12 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		m, err := pipeline.Restore(ctx, pipeline.ReadOptions{
 			Store: st, ArtifactPath: c.artifactPath, Engine: c.engine, Decrypt: dec, ExpectSHA256: c.expectSHA256,
 			ScratchDir: c.scratchDir, Progress: progress, ProgressInterval: c.progressInterval,
-		}, eng)
-		if w := engine.AsWarning(err); w != nil {
 			// Restored: a success, with what went wrong after the swap.
-			res.Warning = c.redact(w.Error())
-			fmt.Fprintf(stderr, "%s %s: warning: %s\n", prog, cmd, res.Warning)
-			err = nil
-		}
+			Warn: func(w error) {
+				res.Warning = c.redact(w.Error())
+				fmt.Fprintf(stderr, "%s %s: warning: %s\n", prog, cmd, res.Warning)
+			},
+		}, eng)
 		return finish(err, m)
 
 	case "drill":

@@ -198,7 +198,7 @@ func Run(ctx context.Context, o Options) (*Report, *manifest.Manifest, error) {
 	ro.Engine = m.Engine
 	// A warning (a files drill's old tree left behind) is no failure: the
 	// data arrived, and the checks below look at it.
-	if _, err := pipeline.Restore(ctx, ro, sb); err != nil && engine.AsWarning(err) == nil {
+	if _, err := pipeline.Restore(ctx, ro, sb); err != nil {
 		if sb.verified() {
 			rep.add(CheckIntegrity, nil, integrityPassed(m))
 			rep.Server = sb.describe()

@@ -33,6 +33,9 @@ type ReadOptions struct {
 	// the artifact is the one the caller chose, not another written since
 	// at the same path.
 	ExpectSHA256 string
+	// Warn, on a restore, is told what went wrong once the data was in
+	// place (an engine.Warning): the restore still succeeds.
+	Warn func(error)
 	// Decrypt holds the identities or passphrase.
 	Decrypt crypto.DecryptOptions
 	// ScratchDir holds the downloaded artifact; os.TempDir() when empty.
@@ -506,8 +509,8 @@ func Verify(ctx context.Context, o ReadOptions) (*Artifact, error) {
 
 // Restore verifies the whole artifact and only then checks the target and
 // restores it: the engine is not called before every byte is verified. An
-// *engine.Warning comes with the manifest: the data was restored, and
-// something after the swap did not go as planned.
+// *engine.Warning from the engine (the data restored, something after the
+// swap not as planned) goes to o.Warn, and the restore succeeds.
 func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.Manifest, error) {
 	if eng == nil {
 		return nil, errorf(ReasonInvalidInput, "restore: no engine")
@@ -541,7 +544,10 @@ func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.M
 	err = eng.Restore(ctx, io.TeeReader(r, &cnt))
 	prog.stop()
 	if w := engine.AsWarning(err); w != nil {
-		return a.Manifest, w
+		if o.Warn != nil {
+			o.Warn(w)
+		}
+		err = nil
 	}
 	if err != nil {
 		return nil, withReason(ReasonRestoreFailed, fmt.Errorf("restore failed: %w", err))
