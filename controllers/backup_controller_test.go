@@ -166,20 +166,27 @@ func finishedBackup(name, content string) (*backstopv1alpha1.Backup, *batchv1.Jo
 			StoreRef: backstopv1alpha1.LocalObjectReference{Name: "s3"}},
 		Status: backstopv1alpha1.BackupStatus{Phase: backstopv1alpha1.BackupRunning, JobName: name + "-backup"},
 	}
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-backup", Namespace: "shop", OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: backstopv1alpha1.GroupVersion.String(), Kind: "Backup", Name: name, UID: bk.UID, Controller: ptrBool(true)}}},
-		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}},
-	}
 	res := agent.Result{Phase: agent.PhaseSucceeded, Engine: "postgres", ArtifactPath: "shop/orders/" + name, DataObject: "data.sql.zst.age",
 		StoredBytes: 100, PlaintextBytes: 400, SHA256: strings.Repeat("1", 64), PlaintextSHA256: strings.Repeat("2", 64), ContentSHA256: content,
 		StartTime: "2026-12-03T10:00:00Z", CompletionTime: "2026-12-03T10:01:00Z"}
+	job, pod := completedAgentJob("Backup", bk, name+"-backup", res)
+	return bk, job, pod
+}
+
+// completedAgentJob is a Job of owner (of that kind) that completed, and its
+// ended pod, whose agent left res as its termination message.
+func completedAgentJob(kind string, owner client.Object, name string, res agent.Result) (*batchv1.Job, *corev1.Pod) {
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: owner.GetNamespace(), OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: backstopv1alpha1.GroupVersion.String(), Kind: kind, Name: owner.GetName(), UID: owner.GetUID(), Controller: ptrBool(true)}}},
+		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}, Succeeded: 1},
+	}
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-pod", Namespace: "shop", Labels: map[string]string{batchv1.JobNameLabel: job.Name}},
-		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "agent",
+		ObjectMeta: metav1.ObjectMeta{Name: name + "-pod", Namespace: owner.GetNamespace(), Labels: map[string]string{batchv1.JobNameLabel: name}},
+		Status: corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: "agent",
 			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: string(res.Encode())}}}}},
 	}
-	return bk, job, pod
+	return job, pod
 }
 
 func TestBackupReconciler_NotesContentEqualToThePreviousBackup(t *testing.T) {

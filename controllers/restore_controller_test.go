@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -34,18 +32,9 @@ func TestRestoreReconciler_SucceededWithTheAgentsWarning(t *testing.T) {
 		Status: backstopv1alpha1.RestoreStatus{Phase: backstopv1alpha1.RestoreRestoring, JobName: jobName("back", "restore"), StartTime: &started,
 			Artifact: &backstopv1alpha1.RestoredArtifact{StoreName: "s3", Path: "shop/orders/nightly"}},
 	}
-	job := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: jobName("back", "restore"), Namespace: "shop", OwnerReferences: []metav1.OwnerReference{{
-			APIVersion: backstopv1alpha1.GroupVersion.String(), Kind: "Restore", Name: rs.Name, UID: rs.UID, Controller: ptrBool(true)}}},
-		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: "True"}}, Succeeded: 1},
-	}
 	warning := "files: restored, but removing the old tree /data/.backstop-old-x1 failed: operation not permitted"
 	res := agent.Result{Phase: agent.PhaseSucceeded, Engine: "files", Message: "Restored data.tar.zst.age after verifying it in full", Warning: warning}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "back-restore-pod", Namespace: "shop", Labels: map[string]string{batchv1.JobNameLabel: job.Name}},
-		Status: corev1.PodStatus{Phase: corev1.PodSucceeded, ContainerStatuses: []corev1.ContainerStatus{{Name: "agent",
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Message: string(res.Encode())}}}}},
-	}
+	job, pod := completedAgentJob("Restore", rs, jobName("back", "restore"), res)
 	br := newBackupReconciler(t, rs, job, pod)
 	rec := events.NewFakeRecorder(10)
 	r := &RestoreReconciler{Client: br.Client, APIReader: br.Client, Recorder: rec, Clock: br.Clock, Agent: br.Agent}
