@@ -41,5 +41,5 @@ func TestBackupStoreReconciler_ProbesAgainWhenItsSecretChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The probe ran with the credentials: it now fails on the endpoint.
-	waitFor(backstopv1alpha1.ReasonStoreUnreachable, "")
+	waitFor(backstopv1alpha1.ReasonStoreUnreachable, "127.0.0.1:1")
 }

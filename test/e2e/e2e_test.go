@@ -511,7 +511,7 @@ func testFilesRoundTrip(t *testing.T, e *env) {
 	e.create(t, store)
 	e.waitReady(t, store)
 
-	data := filepath.Join(e.runner.PVCPath(ns, "app-data"), "uploads")
+	target, data := e.uploadsTarget(ns)
 	g.Expect(os.MkdirAll(filepath.Join(data, "img", "empty"), 0o755)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(data, "a.txt"), []byte("alpha\n"), 0o644)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(data, "img", "logo.bin"), []byte{0, 1, 2, 3, 255}, 0o600)).To(Succeed())
@@ -521,10 +521,6 @@ func testFilesRoundTrip(t *testing.T, e *env) {
 	g.Expect(os.Chtimes(filepath.Join(data, "a.txt"), old, old)).To(Succeed())
 	want := treeHash(t, data)
 
-	target := &backstopv1alpha1.BackupTarget{
-		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: ns},
-		Spec:       backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{ClaimName: "app-data", Path: "uploads"}},
-	}
 	e.create(t, target)
 	e.waitReady(t, target)
 	e.create(t, onDemandBackup(ns, "files", target.Name, store.Name))
@@ -565,13 +561,9 @@ func testVolumeStoreDeletion(t *testing.T, e *env) {
 	}
 	e.create(t, store)
 	e.waitReady(t, store)
-	data := filepath.Join(e.runner.PVCPath(ns, "app-data"), "uploads")
+	target, data := e.uploadsTarget(ns)
 	g.Expect(os.MkdirAll(data, 0o755)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(data, "a.txt"), []byte("alpha\n"), 0o644)).To(Succeed())
-	target := &backstopv1alpha1.BackupTarget{
-		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: ns},
-		Spec:       backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{ClaimName: "app-data", Path: "uploads"}},
-	}
 	e.create(t, target)
 	e.waitReady(t, target)
 

@@ -259,6 +259,15 @@ func (e *env) create(t *testing.T, objs ...client.Object) {
 }
 
 // waitReady waits for a store or target to be Ready.
+// uploadsTarget is the files target "uploads" of ns, and where the pod
+// runner keeps its directory (uploads in the claim app-data).
+func (e *env) uploadsTarget(ns string) (*backstopv1alpha1.BackupTarget, string) {
+	return &backstopv1alpha1.BackupTarget{
+		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: ns},
+		Spec:       backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{ClaimName: "app-data", Path: "uploads"}},
+	}, filepath.Join(e.runner.PVCPath(ns, "app-data"), "uploads")
+}
+
 func (e *env) waitReady(t *testing.T, obj client.Object) {
 	t.Helper()
 	g := NewWithT(t)

@@ -101,13 +101,9 @@ func TestKubectlPlugin(t *testing.T) {
 	ns := e.namespace(t)
 	store := e.s3Store("minio", ns)
 	e.create(t, store)
-	data := filepath.Join(e.runner.PVCPath(ns, "app-data"), "uploads")
+	target, data := e.uploadsTarget(ns)
 	g.Expect(os.MkdirAll(data, 0o755)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(data, "a.txt"), bytes.Repeat([]byte("alpha\n"), 2000), 0o644)).To(Succeed())
-	target := &backstopv1alpha1.BackupTarget{
-		ObjectMeta: metav1.ObjectMeta{Name: "uploads", Namespace: ns},
-		Spec:       backstopv1alpha1.BackupTargetSpec{Files: &backstopv1alpha1.FilesTarget{ClaimName: "app-data", Path: "uploads"}},
-	}
 	e.create(t, target)
 	sched := &backstopv1alpha1.BackupSchedule{
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
