@@ -14,9 +14,6 @@ import (
 // On the real API server, with the operator's own cache: a target follows
 // its Secret as it is created, loses a key, gets it back and is deleted.
 func TestBackupTargetReconciler_FollowsItsSecret(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a control plane")
-	}
 	cl := realCluster(t)
 	ctx := context.Background()
 	ns := testNamespace(t, cl.Client)
