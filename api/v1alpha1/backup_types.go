@@ -124,7 +124,8 @@ type BackupStatus struct {
 	// +optional
 	SameContentAs string `json:"sameContentAs,omitempty"`
 
-	// reason of a failure, one of the documented reasons (DumpFailed, StoreUnreachable, ...).
+	// reason of a failure (DumpFailed, StoreUnreachable, ...); docs/reasons.md lists
+	// every reason, what it means and what to do.
 	// +optional
 	Reason string `json:"reason,omitempty"`
 

@@ -174,8 +174,8 @@ type BackupDrillStatus struct {
 
 	DrillOutcome `json:",inline"`
 
-	// reason of a failure, one of the documented reasons (CheckFailed,
-	// ScratchTooSmall, DrillServerFailed, IntegrityMismatch, InvalidSpec, ...).
+	// reason of a failure (CheckFailed, ScratchTooSmall, DrillServerFailed,
+	// ...); docs/reasons.md lists every reason, what it means and what to do.
 	// +optional
 	Reason string `json:"reason,omitempty"`
 

@@ -130,7 +130,8 @@ type RestoreStatus struct {
 	// +optional
 	Artifact *RestoredArtifact `json:"artifact,omitempty"`
 
-	// reason of a failure, one of the documented reasons (IntegrityMismatch, DecryptionFailed, ...).
+	// reason of a failure (IntegrityMismatch, DecryptionFailed, ...); docs/reasons.md lists
+	// every reason, what it means and what to do.
 	// +optional
 	Reason string `json:"reason,omitempty"`
 
