@@ -464,6 +464,8 @@ func classify(ctx context.Context, tool string, err error, stderr, fallback stri
 		reason = engine.ReasonDatabaseNotFound
 	case strings.Contains(low, "password authentication failed"),
 		strings.Contains(low, "no pg_hba.conf entry"),
+		strings.Contains(low, "pg_hba.conf rejects connection"), // e.g. without TLS: "..., no encryption"
+		strings.Contains(low, "requires a valid client certificate"),
 		strings.Contains(low, "no password supplied"),
 		strings.Contains(low, "authentication failed"),
 		strings.Contains(low, "fatal:  role \""):
@@ -477,7 +479,9 @@ func classify(ctx context.Context, tool string, err error, stderr, fallback stri
 		strings.Contains(low, "timeout expired"),
 		strings.Contains(low, "could not connect to server"),
 		strings.Contains(low, "ssl") && strings.Contains(low, "connection to server"),
-		strings.Contains(low, "server does not support ssl"):
+		strings.Contains(low, "server does not support ssl"),
+		// The server's certificate is not trusted, or not for its name.
+		strings.Contains(low, "certificate"):
 		reason = engine.ReasonTargetUnreachable
 	}
 	return engine.Errorf(reason, "%s", msg)

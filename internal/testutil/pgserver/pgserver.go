@@ -12,6 +12,7 @@ package pgserver
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -52,10 +53,11 @@ type Server struct {
 	// Dir is the temporary directory with the data directory and the socket.
 	Dir string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  *bytes.Buffer
-	cred *syscall.Credential
+	cmd     *exec.Cmd
+	done    chan struct{}
+	log     *bytes.Buffer
+	cred    *syscall.Credential
+	sslMode string // of Env: disable until EnableTLS
 }
 
 // BinDir finds the directory with the PostgreSQL server binaries: the newest
@@ -264,7 +266,51 @@ func (s *Server) kill() {
 func (s *Server) Env(db string) []string {
 	return append(os.Environ(),
 		"PGHOST="+s.Host, "PGPORT="+strconv.Itoa(s.Port), "PGUSER="+s.User,
-		"PGPASSWORD="+s.Password, "PGDATABASE="+db, "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=5")
+		"PGPASSWORD="+s.Password, "PGDATABASE="+db, "PGSSLMODE="+cmp.Or(s.sslMode, "disable"), "PGCONNECT_TIMEOUT=5")
+}
+
+// EnableTLS makes the server serve certPEM and keyPEM and refuse every TCP
+// connection without TLS (pg_hba.conf: hostnossl ... reject). Env and Query
+// then connect with sslmode=require.
+func (s *Server) EnableTLS(tb testing.TB, certPEM, keyPEM []byte) {
+	tb.Helper()
+	data := filepath.Join(s.Dir, "data")
+	for name, b := range map[string][]byte{"server.crt": certPEM, "server.key": keyPEM} {
+		path := filepath.Join(data, name)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		if s.cred != nil {
+			if err := os.Chown(path, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	s.MustQuery(tb, "postgres", "ALTER SYSTEM SET ssl = on")
+	hbaPath := filepath.Join(data, "pg_hba.conf")
+	hba, err := os.ReadFile(hbaPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The first matching line wins: these come before every host line.
+	hba = append([]byte("hostnossl all all 0.0.0.0/0 reject\nhostnossl all all ::/0 reject\n"), hba...)
+	if err := os.WriteFile(hbaPath, hba, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	s.MustQuery(tb, "postgres", "SELECT pg_reload_conf()")
+	s.sslMode = "require"
+	// The reload is asynchronous: wait until a TLS connection is served.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := s.Query("postgres", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+		if err == nil && out == "t" {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("postgres did not start serving TLS: %q, %v; log: %s", out, err, s.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // Query runs sql in database db with psql (unaligned, tuples only, stop on

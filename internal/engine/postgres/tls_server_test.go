@@ -1,0 +1,118 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/testutil/pgserver"
+	"github.com/backstop-io/backstop/internal/testutil/testtls"
+)
+
+// A real server that refuses connections without TLS, and serves a
+// certificate of a test CA for 127.0.0.1: each tlsMode does what libpq's
+// sslmode of the same name promises, and a failure has a reason and says
+// why.
+func TestPostgres_TLSAgainstARealServer(t *testing.T) {
+	t.Setenv("HOME", t.TempDir()) // no ~/.postgresql/root.crt for libpq to fall back on
+	s := pgserver.Start(t)
+	ca := testtls.NewCA(t, "backstop-test-db-ca")
+	cert, key := ca.Serving(t, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	s.EnableTLS(t, cert, key)
+	s.MustQuery(t, "postgres", "CREATE DATABASE shop")
+	s.MustQuery(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 10)")
+
+	dir := t.TempDir()
+	writeCA := func(name string, pem []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rightCA := writeCA("right.crt", ca.PEM)
+	otherCA := writeCA("other.crt", testtls.NewCA(t, "another-ca").PEM)
+
+	dump := func(mode, caFile string) (string, error) {
+		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+			Databases: []string{"shop"}, TLSMode: mode, CAFile: caFile, ScratchDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Check(context.Background()); err != nil {
+			return "", err
+		}
+		var out bytes.Buffer
+		err = e.Dump(context.Background(), &out)
+		return out.String(), err
+	}
+
+	for _, c := range []struct{ mode, caFile string }{
+		{"prefer", ""},
+		{"require", ""},
+		{"verify-ca", rightCA},
+		{"verify-full", rightCA},
+	} {
+		out, err := dump(c.mode, c.caFile)
+		if err != nil {
+			t.Errorf("%s: %v", c.mode, err)
+			continue
+		}
+		if !strings.Contains(out, "COPY \"public\".\"orders\"") || !strings.Contains(out, "\n10\n\\.\n") {
+			t.Errorf("%s: the dump has not the rows of orders", c.mode)
+		}
+	}
+
+	for _, c := range []struct {
+		mode, caFile, reason, says string
+	}{
+		// The server refuses a connection without TLS.
+		{"disable", "", engine.ReasonTargetAuthenticationFailed, "no encryption"},
+		// A server whose certificate another CA signed.
+		{"verify-ca", otherCA, engine.ReasonTargetUnreachable, "certificate verify failed"},
+		{"verify-full", otherCA, engine.ReasonTargetUnreachable, "certificate verify failed"},
+		// No CA given (no caSecretRef): libpq has nothing to verify with.
+		{"verify-full", "", engine.ReasonTargetUnreachable, "root certificate file"},
+	} {
+		_, err := dump(c.mode, c.caFile)
+		if got := engine.ReasonOf(err); got != c.reason || err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s with CA %q: reason %q, error %v; want %s saying %q", c.mode, filepath.Base(c.caFile), got, err, c.reason, c.says)
+		}
+		if err != nil && strings.Contains(err.Error(), s.Password) {
+			t.Errorf("%s: the error reveals the password", c.mode)
+		}
+	}
+}
+
+// verify-full checks the server's name too; verify-ca does not.
+func TestPostgres_TLSVerifyFullChecksTheHostName(t *testing.T) {
+	s := pgserver.Start(t)
+	ca := testtls.NewCA(t, "backstop-test-db-ca")
+	cert, key := ca.Serving(t, []string{"db.elsewhere.example"}, nil)
+	s.EnableTLS(t, cert, key)
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(mode string) error {
+		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+			Databases: []string{"postgres"}, TLSMode: mode, CAFile: caFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		return e.Dump(context.Background(), &out)
+	}
+	if err := check("verify-ca"); err != nil {
+		t.Errorf("verify-ca: %v", err)
+	}
+	err := check("verify-full")
+	if got := engine.ReasonOf(err); got != engine.ReasonTargetUnreachable || err == nil || !strings.Contains(err.Error(), "does not match host name") {
+		t.Errorf("verify-full, certificate for another name: reason %q, error %v; want %s naming the mismatch", got, err, engine.ReasonTargetUnreachable)
+	}
+}
