@@ -232,7 +232,7 @@ func (e *Engine) exec(ctx context.Context, db, sql, fallback string) (string, er
 	cmd.Stdout = &out
 	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
-		return "", classify(ctx, "mariadb", err, stderr.String(), fallback)
+		return "", e.classify(ctx, "mariadb", err, stderr.String(), fallback)
 	}
 	return strings.TrimSuffix(out.String(), "\n"), nil
 }
@@ -380,7 +380,7 @@ func (e *Engine) runDump(ctx context.Context, w io.Writer, args []string) error 
 		return engine.WithReason(engine.ReasonDumpFailed, fmt.Errorf("writing the dump: %w", copyErr))
 	}
 	if waitErr != nil {
-		return classify(ctx, "mariadb-dump", waitErr, stderr.String(), engine.ReasonDumpFailed)
+		return e.classify(ctx, "mariadb-dump", waitErr, stderr.String(), engine.ReasonDumpFailed)
 	}
 	if !tr.complete() {
 		return engine.Errorf(engine.ReasonDumpIncomplete, "mysql: mariadb-dump exited 0 but its output ends without its completion line (%q): it was cut short", "-- Dump completed")
@@ -632,7 +632,7 @@ func (e *Engine) load(ctx context.Context, r io.Reader) ([]*section, error) {
 		err := loader.Wait()
 		loader = nil
 		if err != nil {
-			return classify(ctx, "mariadb", err, stderr.String(), engine.ReasonRestoreFailed)
+			return e.classify(ctx, "mariadb", err, stderr.String(), engine.ReasonRestoreFailed)
 		}
 		return nil
 	}
@@ -898,7 +898,7 @@ func (e *Engine) captureDump(ctx context.Context, buf *bytes.Buffer, args []stri
 		if lw.over {
 			return engine.Errorf(engine.ReasonRestoreFailed, "mysql: program objects exceed %d bytes", maxObjectSQL)
 		}
-		return classify(ctx, "mariadb-dump", err, stderr.String(), engine.ReasonRestoreFailed)
+		return e.classify(ctx, "mariadb-dump", err, stderr.String(), engine.ReasonRestoreFailed)
 	}
 	buf.WriteString("\n")
 	return nil
@@ -1099,6 +1099,18 @@ func (e *Engine) rollback(ctx context.Context, s *section, old string, oldObj, n
 	}
 	_, err = e.exec(ctx, target, oldSQL, "")
 	return err
+}
+
+// classify is the package's classify, with what the engine's options
+// tell about the failure.
+func (e *Engine) classify(ctx context.Context, tool string, err error, stderr, fallback string) error {
+	cerr := classify(ctx, tool, err, stderr, fallback)
+	if e.opts.TLSMode == "disable" && engine.ReasonOf(cerr) == engine.ReasonTargetAuthenticationFailed {
+		// MariaDB refuses a login without TLS to a server that requires it
+		// with the same "Access denied" as a wrong password.
+		return engine.Errorf(engine.ReasonTargetAuthenticationFailed, "%v (tlsMode is disable; a server with require_secure_transport answers a login without TLS with this same error)", cerr)
+	}
+	return cerr
 }
 
 // classify turns a client failure into an engine error with a reason. The

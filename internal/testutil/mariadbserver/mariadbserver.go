@@ -54,6 +54,7 @@ type Server struct {
 	done                        chan struct{}
 	log                         *bytes.Buffer
 	cred                        *syscall.Credential
+	tlsArgs                     []string // of mariadbd, set by EnableTLS
 }
 
 func lookup(names ...string) string {
@@ -184,6 +185,7 @@ func (s *Server) startServer(data string) error {
 		"--pid-file="+filepath.Join(s.Dir, "mysqld.pid"), "--skip-name-resolve",
 		"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M", "--innodb-flush-log-at-trx-commit=0",
 		"--skip-log-bin", "--event-scheduler=OFF", "--log-error="+filepath.Join(s.Dir, "error.log"))
+	cmd.Args = append(cmd.Args, s.tlsArgs...)
 	cmd.Dir = s.Dir
 	cmd.Stdout = s.log
 	cmd.Stderr = s.log
@@ -204,7 +206,9 @@ func (s *Server) startServer(data string) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 		c := exec.Command(s.client, "--no-defaults", "--protocol=socket", "--socket="+s.Socket, "-uroot", "--batch", "-e", "SELECT 1")
-		if err := c.Run(); err == nil {
+		// Refusing root without its password (set after the first start)
+		// is an answer too.
+		if out, err := c.CombinedOutput(); err == nil || bytes.Contains(out, []byte("Access denied")) {
 			return nil
 		}
 	}
@@ -246,6 +250,37 @@ func (s *Server) kill() {
 	s.cmd = nil
 }
 
+// EnableTLS restarts the server serving certPEM and keyPEM, and refusing
+// every TCP connection without TLS (require_secure_transport). Query then
+// connects with --ssl. The data is kept.
+func (s *Server) EnableTLS(tb testing.TB, certPEM, keyPEM []byte) {
+	tb.Helper()
+	args := []string{"--require-secure-transport=ON"}
+	for _, f := range []struct {
+		flag, name string
+		pem        []byte
+	}{{"--ssl-cert", "server.crt", certPEM}, {"--ssl-key", "server.key", keyPEM}} {
+		path := filepath.Join(s.Dir, f.name)
+		if err := os.WriteFile(path, f.pem, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		if s.cred != nil {
+			if err := os.Chown(path, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		args = append(args, f.flag+"="+path)
+	}
+	s.kill()
+	s.tlsArgs = args
+	if err := s.startServer(filepath.Join(s.Dir, "data")); err != nil {
+		tb.Fatalf("restarting MariaDB with TLS: %v", err)
+	}
+	if out, err := s.Query("", "SHOW STATUS LIKE 'Ssl_cipher'"); err != nil || !strings.Contains(out, "\t") || strings.HasSuffix(out, "\t") {
+		tb.Fatalf("MariaDB does not serve TLS: %q, %v", out, err)
+	}
+}
+
 // Query runs sql (several statements allowed) as root over TCP, in database db
 // when not empty, and returns the tab-separated rows without column names,
 // with the final newline trimmed.
@@ -254,6 +289,9 @@ func (s *Server) Query(db, sql string) (string, error) {
 	defer cancel()
 	args := []string{"--no-defaults", "--protocol=tcp", "--host=" + s.Host, "--port=" + strconv.Itoa(s.Port),
 		"--user=" + s.User, "--batch", "--skip-column-names", "--raw", "--default-character-set=utf8mb4"}
+	if s.tlsArgs != nil {
+		args = append(args, "--ssl")
+	}
 	if db != "" {
 		args = append(args, "--database="+db)
 	}

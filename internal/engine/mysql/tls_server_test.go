@@ -1,0 +1,119 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/testutil/mariadbserver"
+	"github.com/backstop-io/backstop/internal/testutil/testtls"
+)
+
+// A real server that refuses connections without TLS, and serves a
+// certificate of a test CA for 127.0.0.1: each tlsMode connects or fails
+// as its documentation says, and a failure has a reason and says why.
+func TestMariaDB_TLSAgainstARealServer(t *testing.T) {
+	s := mariadbserver.Start(t)
+	ca := testtls.NewCA(t, "backstop-test-db-ca")
+	cert, key := ca.Serving(t, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	s.EnableTLS(t, cert, key)
+	s.MustQuery(t, "", "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY); INSERT INTO shop.orders VALUES (1), (2), (3)")
+
+	dir := t.TempDir()
+	writeCA := func(name string, pem []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rightCA := writeCA("right.crt", ca.PEM)
+	otherCA := writeCA("other.crt", testtls.NewCA(t, "another-ca").PEM)
+
+	dump := func(mode, caFile string) (string, error) {
+		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+			Databases: []string{"shop"}, TLSMode: mode, CAFile: caFile, ScratchDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Check(context.Background()); err != nil {
+			return "", err
+		}
+		var out bytes.Buffer
+		err = e.Dump(context.Background(), &out)
+		return out.String(), err
+	}
+
+	for _, c := range []struct{ mode, caFile string }{
+		{"prefer", ""},
+		{"require", ""},
+		{"verify-ca", rightCA},
+		{"verify-full", rightCA},
+	} {
+		out, err := dump(c.mode, c.caFile)
+		if err != nil {
+			t.Errorf("%s: %v", c.mode, err)
+			continue
+		}
+		if !strings.Contains(out, "INSERT INTO `orders` VALUES") {
+			t.Errorf("%s: the dump has not the rows of orders", c.mode)
+		}
+	}
+
+	for _, c := range []struct {
+		mode, caFile, reason, says string
+	}{
+		// The server refuses a connection without TLS.
+		{"disable", "", engine.ReasonTargetAuthenticationFailed, "require_secure_transport"},
+		// A server whose certificate another CA signed.
+		{"verify-ca", otherCA, engine.ReasonTargetUnreachable, "certificate"},
+		{"verify-full", otherCA, engine.ReasonTargetUnreachable, "certificate"},
+	} {
+		_, err := dump(c.mode, c.caFile)
+		if got := engine.ReasonOf(err); got != c.reason || err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s with CA %q: reason %q, error %v; want %s saying %q", c.mode, filepath.Base(c.caFile), got, err, c.reason, c.says)
+		}
+		if err != nil && strings.Contains(err.Error(), s.Password) {
+			t.Errorf("%s: the error reveals the password", c.mode)
+		}
+	}
+}
+
+// A certificate of the right CA but for another name is refused by
+// verify-ca as well as verify-full: the MariaDB client cannot check one
+// without the other.
+func TestMariaDB_TLSChecksTheHostName(t *testing.T) {
+	s := mariadbserver.Start(t)
+	ca := testtls.NewCA(t, "backstop-test-db-ca")
+	cert, key := ca.Serving(t, []string{"db.elsewhere.example"}, nil)
+	s.EnableTLS(t, cert, key)
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"verify-ca", "verify-full"} {
+		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+			Databases: []string{"mysql"}, TLSMode: mode, CAFile: caFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = e.Dump(context.Background(), &bytes.Buffer{})
+		if got := engine.ReasonOf(err); got != engine.ReasonTargetUnreachable || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("%s, certificate for another name: reason %q, error %v; want %s naming the certificate", mode, got, err, engine.ReasonTargetUnreachable)
+		}
+	}
+	// require encrypts without checking the certificate.
+	e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+		Databases: []string{"mysql"}, TLSMode: "require"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Dump(context.Background(), &bytes.Buffer{}); err != nil {
+		t.Errorf("require: %v", err)
+	}
+}
