@@ -49,6 +49,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("FilesRoundTrip", func(t *testing.T) { testFilesRoundTrip(t, e) })
 	t.Run("VolumeStoreDeletionRemovesTheArtifact", func(t *testing.T) { testVolumeStoreDeletion(t, e) })
 	t.Run("MariaDBRoundTrip", func(t *testing.T) { testMariaDBRoundTrip(t, e) })
+	t.Run("VerifiedTLSWithTheTargetsCA", func(t *testing.T) { testVerifiedTLS(t, e) })
 	t.Run("ScheduleDrillsMarkBackupsVerified", func(t *testing.T) { testScheduleDrills(t, e, pg) })
 	// Last, and only meaningful after the subtests above: by now they have
 	// set every kind of metric (run alone, it fails on the ones not set).
