@@ -65,6 +65,7 @@ type DatabaseConnection struct {
 	TLSMode TLSMode `json:"tlsMode,omitempty"`
 
 	// caSecretRef selects a PEM CA bundle for verify-ca and verify-full.
+	// A postgres target needs it for those modes.
 	// +optional
 	CASecretRef *SecretKeySelector `json:"caSecretRef,omitempty"`
 
@@ -92,6 +93,7 @@ type DatabaseCredentials struct {
 }
 
 // PostgresTarget is one PostgreSQL database.
+// +kubebuilder:validation:XValidation:rule="!has(self.tlsMode) || !(self.tlsMode in ['verify-ca', 'verify-full']) || has(self.caSecretRef)",message="tlsMode verify-ca and verify-full need caSecretRef: libpq has no other CA to check the server against"
 type PostgresTarget struct {
 	DatabaseConnection `json:",inline"`
 

@@ -202,6 +202,10 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
   postgres: {host: db, port: 70000, database: app, credentials: {username: u, passwordSecretRef: {name: db, key: password}}}`, "spec.postgres.port"},
 		{"unknown TLS mode", "BackupTarget", `
   postgres: {host: db, database: app, tlsMode: maybe, credentials: {username: u, passwordSecretRef: {name: db, key: password}}}`, "spec.postgres.tlsMode: Unsupported value"},
+		{"postgres verify-full without a CA", "BackupTarget", `
+  postgres: {host: db, database: app, tlsMode: verify-full, credentials: {username: u, passwordSecretRef: {name: db, key: password}}}`, "tlsMode verify-ca and verify-full need caSecretRef"},
+		{"postgres verify-ca without a CA", "BackupTarget", `
+  postgres: {host: db, database: app, tlsMode: verify-ca, credentials: {username: u, passwordSecretRef: {name: db, key: password}}}`, "tlsMode verify-ca and verify-full need caSecretRef"},
 		{"username twice", "BackupTarget", `
   postgres: {host: db, database: app, credentials: {username: u, usernameSecretRef: {name: db, key: user}, passwordSecretRef: {name: db, key: password}}}`, "exactly one of credentials.username or credentials.usernameSecretRef"},
 		{"no password", "BackupTarget", `
