@@ -5,10 +5,11 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,12 +40,12 @@ func TestReasonsAreDocumented(t *testing.T) {
 			inDoc[m[1]] = true
 		}
 	}
-	for _, r := range sortedKeys(inCode) {
+	for _, r := range slices.Sorted(maps.Keys(inCode)) {
 		if !inDoc[r] {
 			t.Errorf("reason %s (%s) has no row in docs/reasons.md", r, inCode[r])
 		}
 	}
-	for _, r := range sortedKeys(inDoc) {
+	for _, r := range slices.Sorted(maps.Keys(inDoc)) {
 		if _, ok := inCode[r]; !ok {
 			t.Errorf("docs/reasons.md documents %s, which no Reason constant of the code has", r)
 		}
@@ -108,13 +109,4 @@ func reasonsInCode(t *testing.T, skip string, dirs ...string) map[string]string 
 		}
 	}
 	return found
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

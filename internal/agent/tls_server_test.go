@@ -26,10 +26,7 @@ func TestAgent_PostgresOverVerifiedTLS(t *testing.T) {
 	pg.MustQuery(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 250)")
 	pg.MustQuery(t, "copy", "CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
 
-	dir := t.TempDir()
-	rightCA, otherCA := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "other-ca.crt")
-	os.WriteFile(rightCA, ca.PEM, 0o600)
-	os.WriteFile(otherCA, testtls.NewCA(t, "another-ca").PEM, 0o600)
+	rightCA, otherCA := ca.File(t), testtls.NewCA(t, "another-ca").File(t)
 	env := map[string]string{EnvDBUser: pg.User, EnvDBPassword: pg.Password}
 	target := func(db, caFile string) []string {
 		return []string{"--engine", "postgres", "--host", pg.Host, "--port", strconv.Itoa(pg.Port), "--database", db,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,15 +24,7 @@ func TestMariaDB_TLSAgainstARealServer(t *testing.T) {
 	s.MustQuery(t, "", "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY); INSERT INTO shop.orders VALUES (1), (2), (3)")
 
 	dir := t.TempDir()
-	writeCA := func(name string, pem []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	rightCA := writeCA("right.crt", ca.PEM)
-	otherCA := writeCA("other.crt", testtls.NewCA(t, "another-ca").PEM)
+	rightCA, otherCA := ca.File(t), testtls.NewCA(t, "another-ca").File(t)
 
 	dump := func(mode, caFile string) (string, error) {
 		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
@@ -92,10 +83,7 @@ func TestMariaDB_TLSChecksTheHostName(t *testing.T) {
 	ca := testtls.NewCA(t, "backstop-test-db-ca")
 	cert, key := ca.Serving(t, []string{"db.elsewhere.example"}, nil)
 	s.EnableTLS(t, cert, key)
-	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := ca.File(t)
 	for _, mode := range []string{"verify-ca", "verify-full"} {
 		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
 			Databases: []string{"mysql"}, TLSMode: mode, CAFile: caFile})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,15 +27,7 @@ func TestPostgres_TLSAgainstARealServer(t *testing.T) {
 	s.MustQuery(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 10)")
 
 	dir := t.TempDir()
-	writeCA := func(name string, pem []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	rightCA := writeCA("right.crt", ca.PEM)
-	otherCA := writeCA("other.crt", testtls.NewCA(t, "another-ca").PEM)
+	rightCA, otherCA := ca.File(t), testtls.NewCA(t, "another-ca").File(t)
 
 	dump := func(mode, caFile string) (string, error) {
 		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
@@ -95,10 +86,7 @@ func TestPostgres_TLSVerifyFullChecksTheHostName(t *testing.T) {
 	ca := testtls.NewCA(t, "backstop-test-db-ca")
 	cert, key := ca.Serving(t, []string{"db.elsewhere.example"}, nil)
 	s.EnableTLS(t, cert, key)
-	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	if err := os.WriteFile(caFile, ca.PEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := ca.File(t)
 	check := func(mode string) error {
 		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
 			Databases: []string{"postgres"}, TLSMode: mode, CAFile: caFile})

@@ -11,6 +11,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -48,6 +50,17 @@ func NewCA(tb testing.TB, name string) *CA {
 		tb.Fatal(err)
 	}
 	return &CA{PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert: cert, key: key}
+}
+
+// File writes the CA certificate to a file of the test's and returns its
+// path: what a client is given with --ca-file or sslrootcert.
+func (ca *CA) File(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "ca.crt")
+	if err := os.WriteFile(path, ca.PEM, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 // Serving issues a server certificate for the given DNS names and IP
