@@ -9,7 +9,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,8 +34,11 @@ import (
 
 // Server is a running MinIO.
 type Server struct {
-	// Endpoint is host:port (plain HTTP).
+	// Endpoint is host:port, plain HTTP unless the server was started with
+	// StartTLS (then HTTPS); URL has the scheme.
 	Endpoint string
+	// URL is Endpoint with its scheme.
+	URL string
 	// AccessKey and SecretKey are the root credentials.
 	AccessKey string
 	SecretKey string
@@ -119,10 +125,30 @@ func Start(t testing.TB) *Server { t.Helper(); return StartOn(t, "127.0.0.1") }
 // address, which pods reach and this machine too) with a fresh bucket.
 func StartOn(t testing.TB, host string) *Server {
 	t.Helper()
+	return startWith(t, host, nil)
+}
+
+// Serving is what a MinIO serving HTTPS presents: its certificate and key,
+// and the CA that signed the certificate, for the test's own client.
+type Serving struct {
+	CertPEM, KeyPEM, CAPEM []byte
+	// ServerName is the name the test's client checks the certificate
+	// for, when the certificate is not for 127.0.0.1.
+	ServerName string
+}
+
+// StartTLS starts a MinIO server serving HTTPS on 127.0.0.1 with cert.
+func StartTLS(t testing.TB, cert Serving) *Server {
+	t.Helper()
+	return startWith(t, "127.0.0.1", &cert)
+}
+
+func startWith(t testing.TB, host string, cert *Serving) *Server {
+	t.Helper()
 	bin := Binary(t)
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		s, err := start(t, bin, host)
+		s, err := start(t, bin, host, cert)
 		if err == nil {
 			return s
 		}
@@ -132,7 +158,7 @@ func StartOn(t testing.TB, host string) *Server {
 	return nil
 }
 
-func start(t testing.TB, bin, host string) (*Server, error) {
+func start(t testing.TB, bin, host string, cert *Serving) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -148,11 +174,28 @@ func start(t testing.TB, bin, host string) (*Server, error) {
 		SecretKey: randHex(20),
 		Bucket:    "backstop-test",
 	}
+	args := []string{"server", "--quiet", "--address", s.Endpoint, "--console-address", fmt.Sprintf("127.0.0.1:%d", cport)}
+	s.URL = "http://" + s.Endpoint
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if cert != nil {
+		certsDir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(certsDir, "public.crt"), cert.CertPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(certsDir, "private.key"), cert.KeyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, "--certs-dir", certsDir)
+		s.URL = "https://" + s.Endpoint
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(cert.CAPEM) {
+			return nil, errors.New("minio: the CA holds no PEM certificate")
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: cert.ServerName, MinVersion: tls.VersionTLS12}
+	}
+	httpClient := &http.Client{Transport: transport}
 	var logs bytes.Buffer
-	cmd := exec.Command(bin, "server", "--quiet",
-		"--address", s.Endpoint,
-		"--console-address", fmt.Sprintf("127.0.0.1:%d", cport),
-		dataDir)
+	cmd := exec.Command(bin, append(args, dataDir)...)
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey,
 		"MINIO_ROOT_PASSWORD="+s.SecretKey,
@@ -180,7 +223,7 @@ func start(t testing.TB, bin, host string) (*Server, error) {
 			return nil, fmt.Errorf("minio exited: %v\n%s", err, logs.String())
 		default:
 		}
-		resp, err := http.Get("http://" + s.Endpoint + "/minio/health/ready")
+		resp, err := httpClient.Get(s.URL + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -197,8 +240,9 @@ func start(t testing.TB, bin, host string) (*Server, error) {
 	t.Cleanup(stop)
 
 	s.Client, err = miniogo.New(s.Endpoint, &miniogo.Options{
-		Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
-		Secure: false,
+		Creds:     credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Secure:    cert != nil,
+		Transport: transport,
 	})
 	if err != nil {
 		return nil, err
