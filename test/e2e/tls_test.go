@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	backstopv1alpha1 "github.com/backstop-io/backstop/api/v1alpha1"
+	"github.com/backstop-io/backstop/internal/testutil/minio"
 	"github.com/backstop-io/backstop/internal/testutil/pgserver"
 	"github.com/backstop-io/backstop/internal/testutil/testtls"
 )
@@ -19,7 +20,7 @@ import (
 // without TLS, through a target with tlsMode verify-full and its CA in a
 // Secret (caSecretRef): the Job mounts it and the agent checks the server
 // against it. The same target with another CA fails, naming the
-// certificate, and stores nothing.
+// certificate, and stores nothing. The store is HTTPS with a private CA.
 func testVerifiedTLS(t *testing.T, e *env) {
 	g := NewWithT(t)
 	pg := pgserver.Start(t) // its own server: it requires TLS
@@ -27,7 +28,19 @@ func testVerifiedTLS(t *testing.T, e *env) {
 	cert, key := ca.Serving(t, []string{"localhost"}, []net.IP{net.ParseIP(pg.Host)})
 	pg.EnableTLS(t, cert, key)
 	ns := e.namespace(t)
-	store := e.s3Store("minio", ns)
+	// The store too serves HTTPS with a certificate of a private CA, given
+	// in its caSecretRef: the operator's probe and manifest check and the
+	// agent's upload all trust it.
+	storeCA := testtls.NewCA(t, "backstop-e2e-store-ca")
+	storeCert, storeKey := storeCA.Serving(t, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	s3 := minio.StartTLS(t, minio.Serving{CertPEM: storeCert, KeyPEM: storeKey, CAPEM: storeCA.PEM})
+	e.secret(t, ns, "minio-tls", map[string]string{"accessKeyID": s3.AccessKey, "secretAccessKey": s3.SecretKey})
+	e.secret(t, ns, "minio-tls-ca", map[string]string{"ca.crt": string(storeCA.PEM)})
+	store := e.s3Store("minio-tls", ns)
+	store.Spec.S3.Bucket = s3.Bucket
+	store.Spec.S3.Endpoint = s3.URL
+	store.Spec.S3.CredentialsSecretRef.Name = "minio-tls"
+	store.Spec.S3.CASecretRef = &backstopv1alpha1.SecretKeySelector{Name: "minio-tls-ca", Key: "ca.crt"}
 	e.create(t, store)
 	e.waitReady(t, store)
 
@@ -63,6 +76,7 @@ func testVerifiedTLS(t *testing.T, e *env) {
 	e.create(t, onDemandBackup(ns, "over-tls", trusted.Name, store.Name))
 	bk := e.waitBackup(t, ns, "over-tls", 90*time.Second)
 	g.Expect(bk.Status.Phase).To(Equal(backstopv1alpha1.BackupSucceeded), bk.Status.Message)
+	g.Expect(s3.Keys(t, "e2e/"+path.Join(ns, trusted.Name, "over-tls")+"/")).To(HaveLen(2), "the manifest and the data object")
 
 	e.create(t, onDemandBackup(ns, "untrusted-server", untrusted.Name, store.Name))
 	bk = e.waitBackup(t, ns, "untrusted-server", 90*time.Second)
@@ -70,5 +84,5 @@ func testVerifiedTLS(t *testing.T, e *env) {
 	g.Expect(bk.Status.Reason).To(Equal(backstopv1alpha1.ReasonTargetUnreachable), bk.Status.Message)
 	g.Expect(bk.Status.Message).To(ContainSubstring("certificate verify failed"))
 	g.Expect(bk.Status.Message).NotTo(ContainSubstring(pg.Password))
-	g.Expect(artifactKeys(t, e, path.Join(ns, untrusted.Name, "untrusted-server"))).To(BeEmpty())
+	g.Expect(s3.Keys(t, "e2e/"+path.Join(ns, untrusted.Name, "untrusted-server")+"/")).To(BeEmpty())
 }
