@@ -442,6 +442,9 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1al
 
 	if bk.Spec.DeletionPolicy != backstopv1alpha1.DeletionRetain && bk.Status.ArtifactPath != "" {
 		done, err := r.deleteArtifact(ctx, bk)
+		if err != nil && r.leftInDeletedNamespace(ctx, bk, err) {
+			done, err = true, nil
+		}
 		if err != nil {
 			if ue, ok := asUserError(err); ok {
 				// Keep the finalizer: deleting the Backup must not orphan data silently.
@@ -458,6 +461,27 @@ func (r *BackupReconciler) reconcileDelete(ctx context.Context, bk *backstopv1al
 	orig := bk.DeepCopy()
 	controllerutil.RemoveFinalizer(bk, FinalizerArtifact)
 	return ctrl.Result{}, r.Patch(ctx, bk, client.MergeFrom(orig))
+}
+
+// leftInDeletedNamespace tells whether a Backup whose artifact could not be
+// deleted (err) may go anyway, leaving the artifact in the store: only when
+// its namespace is being deleted and the failure will not pass. The
+// namespace controller deletes the store and its Secret at the same time
+// as the Backups, and nothing created in a terminating namespace (a delete
+// Job) can run, so waiting would hold the namespace in Terminating for
+// ever. A store that exists but does not answer is waited for: it may come
+// back. The log line names what was left.
+func (r *BackupReconciler) leftInDeletedNamespace(ctx context.Context, bk *backstopv1alpha1.Backup, err error) bool {
+	if ue, ok := asUserError(err); ok && ue.Reason == backstopv1alpha1.ReasonStoreUnreachable {
+		return false
+	}
+	ns := &corev1.Namespace{}
+	if gerr := r.APIReader.Get(ctx, types.NamespacedName{Name: bk.Namespace}, ns); gerr != nil || ns.DeletionTimestamp.IsZero() {
+		return false
+	}
+	ctrl.LoggerFrom(ctx).Info("Left the artifact in the store: the namespace is being deleted and the artifact cannot be deleted",
+		"path", bk.Status.ArtifactPath, "store", bk.Spec.StoreRef.Name, "error", err.Error())
+	return true
 }
 
 // deleteArtifact deletes the manifest first (so a half-deleted artifact is

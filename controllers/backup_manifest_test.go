@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -172,6 +174,60 @@ func TestBackupReconciler_DeletionPolicy(t *testing.T) {
 				if kept := err == nil; kept != (policy == backstopv1alpha1.DeletionRetain) {
 					t.Errorf("%s in the store: %v (deletionPolicy %s)", obj, err, policy)
 				}
+			}
+		})
+	}
+}
+
+// Deleting a namespace deletes its stores and Secrets with its Backups: a
+// Backup whose store is gone then lets go, leaving its artifact, instead of
+// holding the namespace in Terminating for ever. Outside a namespace being
+// deleted, and for a store that exists but does not answer, it waits.
+func TestBackupReconciler_DeletionInANamespaceBeingDeleted(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name             string
+		namespaceDeleted bool
+		storeThere       bool // not answering: its endpoint refuses connections
+		released         bool
+	}{
+		{"store gone, namespace being deleted", true, false, true},
+		{"store gone, namespace live", false, false, false},
+		{"store not answering, namespace being deleted", true, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, tg := readyStoreAndTarget()
+			st.Spec.S3.Endpoint = "http://127.0.0.1:1"
+			bk, _, _ := finishedBackup("nightly", "")
+			bk.Finalizers = []string{FinalizerArtifact}
+			bk.Status.Phase = backstopv1alpha1.BackupSucceeded
+			bk.Status.ArtifactPath = "shop/orders/nightly"
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: bk.Namespace, Finalizers: []string{"kubernetes"}}}
+			creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s3", Namespace: bk.Namespace},
+				Data: map[string][]byte{"accessKeyID": []byte("k"), "secretAccessKey": []byte("s")}}
+			objs := []client.Object{ns, tg, bk, creds}
+			if tc.storeThere {
+				objs = append(objs, st)
+			}
+			r := newBackupReconciler(t, objs...)
+			if tc.namespaceDeleted {
+				if err := r.Delete(ctx, ns); err != nil { // held by its finalizer: Terminating
+					t.Fatal(err)
+				}
+			}
+			if err := r.Delete(ctx, bk); err != nil {
+				t.Fatal(err)
+			}
+			res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(bk)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = r.Get(ctx, client.ObjectKeyFromObject(bk), &backstopv1alpha1.Backup{})
+			if released := apierrors.IsNotFound(err); released != tc.released {
+				t.Fatalf("Backup released: %v (%v), want %v", released, err, tc.released)
+			}
+			if !tc.released && res.RequeueAfter == 0 {
+				t.Errorf("a Backup that waits is not tried again")
 			}
 		})
 	}

@@ -42,7 +42,9 @@ type BackupSpec struct {
 	StoreRef LocalObjectReference `json:"storeRef"`
 
 	// deletionPolicy: Delete (the default) removes the artifact from the store
-	// when this Backup is deleted; Retain keeps it.
+	// when this Backup is deleted; Retain keeps it. In a namespace being
+	// deleted, an artifact whose store or store Secret is already gone is
+	// left in the store (docs/install.md, "Deleting a namespace").
 	// +optional
 	// +kubebuilder:default=Delete
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`

@@ -18,6 +18,7 @@ import (
 
 	"filippo.io/age"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -50,6 +51,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("VolumeStoreDeletionRemovesTheArtifact", func(t *testing.T) { testVolumeStoreDeletion(t, e) })
 	t.Run("MariaDBRoundTrip", func(t *testing.T) { testMariaDBRoundTrip(t, e) })
 	t.Run("VerifiedTLSWithTheTargetsCA", func(t *testing.T) { testVerifiedTLS(t, e) })
+	t.Run("DeletingTheNamespaceIsNotHeldByItsBackups", func(t *testing.T) { testNamespaceDeletion(t, e, pg) })
 	t.Run("ScheduleDrillsMarkBackupsVerified", func(t *testing.T) { testScheduleDrills(t, e, pg) })
 	// Last, and only meaningful after the subtests above: by now they have
 	// set every kind of metric (run alone, it fails on the ones not set).
@@ -633,4 +635,27 @@ func testMariaDBRoundTrip(t *testing.T, e *env) {
 	rs := e.waitRestore(t, ns, "shop-back", 120*time.Second)
 	g.Expect(rs.Status.Phase).To(Equal(backstopv1alpha1.RestoreSucceeded), "%s: %s", rs.Status.Reason, rs.Status.Message)
 	g.Expect(sums()).To(Equal(want))
+}
+
+// testNamespaceDeletion deletes a namespace holding a store, a target and a
+// Backup, as a user cleaning up does: the namespace controller deletes them
+// all at once, and the Backup's finalizer, which deletes its artifact, must
+// not hold the namespace in Terminating once the store is gone.
+func testNamespaceDeletion(t *testing.T, e *env, pg *pgserver.Server) {
+	g := NewWithT(t)
+	ns := e.namespace(t)
+	store := e.s3Store("minio", ns)
+	target := pgTarget(t, e, pg, ns, "doomed_ns")
+	e.create(t, store)
+	e.waitReady(t, store)
+	e.waitReady(t, target)
+	e.create(t, onDemandBackup(ns, "last", target.Name, store.Name))
+	bk := e.waitBackup(t, ns, "last", 90*time.Second)
+	g.Expect(bk.Status.Phase).To(Equal(backstopv1alpha1.BackupSucceeded), bk.Status.Message)
+
+	g.Expect(e.k8s.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	g.Eventually(func() bool {
+		err := e.k8s.Get(context.Background(), client.ObjectKey{Name: ns}, &corev1.Namespace{})
+		return apierrors.IsNotFound(err)
+	}, 2*time.Minute, time.Second).Should(BeTrue(), "the namespace is still Terminating")
 }

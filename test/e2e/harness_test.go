@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,7 +102,9 @@ func newEnv(t *testing.T) *env {
 	c := cluster.Start(t, cluster.Options{
 		CRDDirectoryPaths: []string{"config/crd/bases"},
 		ControllerManager: true,
-		Scheme:            scheme,
+		// The namespace controller, for a namespace deleted with its Backups.
+		Controllers: append(slices.Clone(cluster.DefaultControllers), "namespace-controller"),
+		Scheme:      scheme,
 	})
 	r := podrunner.Start(t, podrunner.Options{
 		Config: c.Config,
