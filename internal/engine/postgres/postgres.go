@@ -36,9 +36,10 @@
 // or corrupt dump leaves the database exactly as it was. The transaction is
 // explicit rather than psql --single-transaction because psql commits at the
 // end of its input, and a dump cut off inside a COPY block would otherwise be
-// committed with the rows that happened to arrive. Concurrent readers see the
-// old data until the commit; the DROPs hold ACCESS EXCLUSIVE locks, so
-// concurrent writers wait for the restore to finish.
+// committed with the rows that happened to arrive. The DROPs hold ACCESS
+// EXCLUSIVE locks until the transaction ends, so concurrent readers and
+// writers of the old tables wait for the restore to finish, then see the
+// restored data (or, after a failure, the old): never a mix.
 //
 // The restoring user must own the target database (or be a superuser): it
 // drops and recreates the public schema.
