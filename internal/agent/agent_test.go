@@ -546,6 +546,7 @@ func TestReasonsMatchPipeline(t *testing.T) {
 		ReasonDumpIncomplete:    pipeline.ReasonDumpIncomplete,
 		ReasonTargetUnreachable: pipeline.ReasonTargetUnreachable, ReasonTargetAuthenticationFailed: pipeline.ReasonTargetAuthenticationFailed,
 		ReasonRestoreFailed: pipeline.ReasonRestoreFailed, ReasonInvalidInput: pipeline.ReasonInvalidInput,
+		ReasonTargetBusy:       pipeline.ReasonTargetBusy,
 		ReasonDeadlineExceeded: pipeline.ReasonDeadlineExceeded, ReasonUnsafeArchive: engine.ReasonUnsafeArchive,
 		ReasonAlreadyExists: pipeline.ReasonAlreadyExists, ReasonCanceled: pipeline.ReasonCanceled, ReasonStoreError: pipeline.ReasonStoreError,
 	} {
@@ -553,7 +554,8 @@ func TestReasonsMatchPipeline(t *testing.T) {
 			t.Errorf("%s != %s", a, p)
 		}
 	}
-	if engine.ReasonDumpIncomplete != ReasonDumpIncomplete || engine.ReasonDatabaseNotFound != ReasonDatabaseNotFound {
+	if engine.ReasonDumpIncomplete != ReasonDumpIncomplete || engine.ReasonDatabaseNotFound != ReasonDatabaseNotFound ||
+		engine.ReasonTargetBusy != ReasonTargetBusy {
 		t.Error("the engine's reasons differ from the agent's")
 	}
 }

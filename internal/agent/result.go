@@ -56,6 +56,9 @@ const (
 	ReasonDatabaseNotFound = "DatabaseNotFound"
 	// ReasonRestoreFailed: the restore did not complete; the target is unchanged.
 	ReasonRestoreFailed = "RestoreFailed"
+	// ReasonTargetBusy: other sessions held the target's tables longer than
+	// the restore's lock timeout; the target is unchanged.
+	ReasonTargetBusy = "TargetBusy"
 	// ReasonUnsafeArchive: a files archive holds an entry escaping its root.
 	ReasonUnsafeArchive = "UnsafeArchive"
 	// ReasonInvalidInput: flags, environment or mounted files are wrong or

@@ -24,6 +24,9 @@ const (
 	ReasonDumpIncomplete = "DumpIncomplete"
 	// ReasonRestoreFailed: the restore did not complete; the target is unchanged.
 	ReasonRestoreFailed = "RestoreFailed"
+	// ReasonTargetBusy: other sessions held the target's tables longer than
+	// the restore's lock timeout; the target is unchanged.
+	ReasonTargetBusy = "TargetBusy"
 	// ReasonUnsafeArchive: an archive entry would escape the restore root
 	// (absolute path, "..", or a link pointing outside).
 	ReasonUnsafeArchive = "UnsafeArchive"

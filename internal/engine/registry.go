@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Options is what the agent knows about a target, for every engine. Each
@@ -27,6 +28,23 @@ type Options struct {
 	Path string
 	// ScratchDir is where the engine may write temporary data.
 	ScratchDir string
+	// LockTimeout bounds how long a restore waits for a lock on one of the
+	// target's tables before it gives up (TargetBusy). Zero means
+	// DefaultLockTimeout.
+	LockTimeout time.Duration
+}
+
+// DefaultLockTimeout is how long a restore waits for a lock that another
+// session holds. While it waits, the server queues every new query on that
+// table behind it: waiting for ever would stop the application too.
+const DefaultLockTimeout = time.Minute
+
+// LockTimeoutOf is o.LockTimeout, or DefaultLockTimeout.
+func LockTimeoutOf(o Options) time.Duration {
+	if o.LockTimeout > 0 {
+		return o.LockTimeout
+	}
+	return DefaultLockTimeout
 }
 
 // Factory builds an engine from options.

@@ -27,6 +27,7 @@ const (
 	ReasonTargetAuthenticationFailed = "TargetAuthenticationFailed"
 	ReasonDatabaseNotFound           = "DatabaseNotFound"
 	ReasonRestoreFailed              = "RestoreFailed"
+	ReasonTargetBusy                 = "TargetBusy"
 	ReasonUnsafeArchive              = "UnsafeArchive"
 	ReasonInvalidInput               = "InvalidInput"
 	ReasonAlreadyExists              = "AlreadyExists"

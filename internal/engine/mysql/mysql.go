@@ -71,6 +71,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strconv"
@@ -986,6 +987,9 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 			return nil, err
 		}
 	}
+	if err := e.probeLocks(ctx, target, oldObj.tables); err != nil {
+		return nil, err
+	}
 	old := oldPrefix + randomHex(6)
 	if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(old), engine.ReasonRestoreFailed); err != nil {
 		return nil, err
@@ -1037,6 +1041,30 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 		return nil
 	}
 	return &swapped{target: target, undo: undo, dropOld: dropOld}, nil
+}
+
+// probeLocks takes and at once gives back a write lock on every live table
+// of db, waiting at most the lock timeout, before the swap changes
+// anything: an application's open transaction on one of them fails the
+// restore with TargetBusy while the target is untouched. The swap's own
+// statements then find the tables free, but for a transaction begun in
+// the milliseconds between. (Waiting without a bound would queue every
+// new query on the table behind the restore, and a rollback would have to
+// wait for the same locks.)
+func (e *Engine) probeLocks(ctx context.Context, db string, tables []string) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	secs := max(1, int64(math.Ceil(engine.LockTimeoutOf(e.opts).Seconds())))
+	locks := make([]string, len(tables))
+	for i, t := range tables {
+		locks[i] = quoteIdent(db) + "." + quoteIdent(t) + " WRITE"
+	}
+	_, err := e.exec(ctx, "", fmt.Sprintf("SET SESSION lock_wait_timeout = %d;\nLOCK TABLES %s;\nUNLOCK TABLES;", secs, strings.Join(locks, ", ")), engine.ReasonRestoreFailed)
+	if engine.ReasonOf(err) == engine.ReasonTargetBusy {
+		return engine.Errorf(engine.ReasonTargetBusy, "%v; other sessions held the target's tables for more than %ds (see SHOW PROCESSLIST), nothing was changed", err, secs)
+	}
+	return err
 }
 
 // createIfMissing creates database db unless it exists, and says whether it
@@ -1137,6 +1165,8 @@ func classify(ctx context.Context, tool string, err error, stderr, fallback stri
 	switch {
 	case containsAny(stderr, "ERROR 1049 ", "error: 1049:", "Unknown database '"):
 		reason = engine.ReasonDatabaseNotFound
+	case containsAny(stderr, "ERROR 1205 ", "Lock wait timeout exceeded"):
+		reason = engine.ReasonTargetBusy
 	case containsAny(stderr, "ERROR 1045 ", "ERROR 1044 ", "ERROR 1698 ", "error: 1045:", "error: 1044:", "error: 1698:",
 		"Access denied for user"):
 		reason = engine.ReasonTargetAuthenticationFailed

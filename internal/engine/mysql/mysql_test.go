@@ -585,3 +585,37 @@ func TestMySQL_PasswordNotInArgv(t *testing.T) {
 func engineOpts(pw string) engine.Options {
 	return engine.Options{Host: "127.0.0.1", Port: 3306, User: "u", Password: pw, Databases: []string{"d"}}
 }
+
+// An application's open transaction on one of the target's tables makes
+// the swap wait at most the lock timeout, then give up with TargetBusy,
+// the target as it was and no staging schema left; once it ends, the
+// restore goes through.
+func TestMySQL_RestoreGivesUpOnABusyTarget(t *testing.T) {
+	s := server(t)
+	src := newDB(t, s)
+	s.MustQuery(t, src, fixture)
+	data := dump(t, newEngine(t, s, src))
+	want := state(t, s, src)
+	dst := populatedTarget(t, s)
+	before := state(t, s, dst)
+
+	release := s.HoldTable(t, dst, "stale")
+	e := newEngine(t, s, dst)
+	e.opts.LockTimeout = time.Second
+	start := time.Now()
+	err := e.Restore(context.Background(), bytes.NewReader(data))
+	if engine.ReasonOf(err) != engine.ReasonTargetBusy || !strings.Contains(err.Error(), "more than 1s") {
+		t.Fatalf("restore of a busy target: reason %q, %v; want %s", engine.ReasonOf(err), err, engine.ReasonTargetBusy)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the restore gave up after %s", took)
+	}
+	release()
+	equalMaps(t, before, state(t, s, dst))
+	noBackstopSchemas(t, s)
+
+	if err := e.Restore(context.Background(), bytes.NewReader(data)); err != nil {
+		t.Fatalf("restore once the transaction ended: %v", err)
+	}
+	equalMaps(t, want, state(t, s, dst))
+}

@@ -288,9 +288,15 @@ func (e *Engine) Dump(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// prelude opens the restore transaction and wipes the target database.
-const prelude = `BEGIN;
-SET LOCAL client_min_messages = warning;
+// prelude opens the restore transaction and wipes the target database,
+// waiting at most lockTimeout for each lock on the old objects (the dump
+// then sets its own lock_timeout).
+func prelude(lockTimeout time.Duration) string {
+	return "BEGIN;\nSET LOCAL lock_timeout = '" + strconv.FormatInt(lockTimeout.Milliseconds(), 10) + "ms';\n" + wipe
+}
+
+// wipe empties the target database, inside the restore's transaction.
+const wipe = `SET LOCAL client_min_messages = warning;
 SET LOCAL search_path = pg_catalog;
 DO $backstop$
 DECLARE
@@ -362,11 +368,12 @@ func (e *Engine) Restore(ctx context.Context, r io.Reader) error {
 	if err := cmd.Start(); err != nil {
 		return engine.Errorf(engine.ReasonRestoreFailed, "starting psql: %w", err)
 	}
+	wait := engine.LockTimeoutOf(e.opts)
 	trailer := &trailerCheck{}
 	feedErr := make(chan error, 1)
 	go func() {
 		err := func() error {
-			if _, err := io.WriteString(stdin, prelude); err != nil {
+			if _, err := io.WriteString(stdin, prelude(wait)); err != nil {
 				return err
 			}
 			if _, err := io.Copy(io.MultiWriter(stdin, trailer), r); err != nil {
@@ -385,7 +392,11 @@ func (e *Engine) Restore(ctx context.Context, r io.Reader) error {
 	waitErr := cmd.Wait()
 	ferr := <-feedErr
 	if waitErr != nil {
-		return classify(ctx, "psql", waitErr, stderr.String(), engine.ReasonRestoreFailed)
+		err := classify(ctx, "psql", waitErr, stderr.String(), engine.ReasonRestoreFailed)
+		if engine.ReasonOf(err) == engine.ReasonTargetBusy {
+			return engine.Errorf(engine.ReasonTargetBusy, "%v; other sessions held the target's tables for more than %s (see pg_stat_activity), nothing was changed", err, wait)
+		}
+		return err
 	}
 	if errors.Is(ferr, errIncomplete) {
 		return engine.Errorf(engine.ReasonRestoreFailed, "the dump is incomplete (no pg_dump completion trailer); nothing was changed")
@@ -463,6 +474,8 @@ func classify(ctx context.Context, tool string, err error, stderr, fallback stri
 	switch {
 	case strings.Contains(low, "fatal:  database \"") && strings.Contains(low, "\" does not exist"):
 		reason = engine.ReasonDatabaseNotFound
+	case strings.Contains(low, "canceling statement due to lock timeout"):
+		reason = engine.ReasonTargetBusy
 	case strings.Contains(low, "password authentication failed"),
 		strings.Contains(low, "no pg_hba.conf entry"),
 		strings.Contains(low, "pg_hba.conf rejects connection"), // e.g. without TLS: "..., no encryption"

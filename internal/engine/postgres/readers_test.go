@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/backstop-io/backstop/internal/engine"
 )
 
 // What a reader of the target sees while a restore runs: the prelude's
@@ -71,5 +73,53 @@ func TestPostgres_ReadersWaitForTheRestore(t *testing.T) {
 	}
 	if got := <-read; got != "50|50" {
 		t.Errorf("the waiting reader got %q, want the restored 50|50", got)
+	}
+}
+
+// A session that holds one of the target's tables (an application's open
+// transaction) makes the restore wait at most its lock timeout, then give
+// up with TargetBusy, the target unchanged: waiting for ever would also
+// queue every new query on that table behind the restore.
+func TestPostgres_RestoreGivesUpOnABusyTarget(t *testing.T) {
+	s := server(t)
+	src := newDB(t, s)
+	s.MustQuery(t, src, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 50)")
+	data := dump(t, newEngine(t, s, src))
+	dst := newDB(t, s)
+	s.MustQuery(t, dst, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
+
+	release := s.LockTable(t, dst, "orders")
+	e := newEngine(t, s, dst)
+	e.opts.LockTimeout = time.Second
+	start := time.Now()
+	err := e.Restore(context.Background(), bytes.NewReader(data))
+	if engine.ReasonOf(err) != engine.ReasonTargetBusy || !strings.Contains(err.Error(), "more than 1s") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("restore of a busy target: reason %q, %v; want %s", engine.ReasonOf(err), err, engine.ReasonTargetBusy)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the restore gave up after %s", took)
+	}
+	release()
+	if got := s.MustQuery(t, dst, "SELECT count(*) FROM orders"); got != "100" {
+		t.Fatalf("after the refused restore the target has %s rows, want its 100", got)
+	}
+
+	if err := e.Restore(context.Background(), bytes.NewReader(data)); err != nil {
+		t.Fatalf("restore once the session is gone: %v", err)
+	}
+	if got := s.MustQuery(t, dst, "SELECT count(*) FROM orders"); got != "50" {
+		t.Errorf("restored %s rows, want 50", got)
+	}
+}
+
+// The restore's wipe waits at most the lock timeout, a minute unless set:
+// README promises a minute.
+func TestPrelude_LockTimeout(t *testing.T) {
+	e, err := New(engine.Options{Host: "db", Databases: []string{"shop"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := prelude(engine.LockTimeoutOf(e.opts)); !strings.HasPrefix(p, "BEGIN;\nSET LOCAL lock_timeout = '60000ms';\n") {
+		t.Errorf("prelude starts %.60q", p)
 	}
 }

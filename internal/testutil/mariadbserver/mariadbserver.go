@@ -10,6 +10,7 @@
 package mariadbserver
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -315,6 +316,53 @@ func (s *Server) MustQuery(tb testing.TB, db, sql string) string {
 		tb.Fatalf("query in %q failed: %v\n%s", db, err, sql)
 	}
 	return out
+}
+
+// HoldTable keeps a transaction open in a session of its own that has read
+// db.table, as an application's does: the session holds the table's
+// metadata lock until release (or the test's cleanup).
+func (s *Server) HoldTable(tb testing.TB, db, table string) (release func()) {
+	tb.Helper()
+	cmd := exec.Command(s.client, "--no-defaults", "--protocol=tcp", "--host="+s.Host, "--port="+strconv.Itoa(s.Port),
+		"--user="+s.User, "--batch", "--unbuffered", "--skip-column-names")
+	if s.tlsArgs != nil {
+		cmd.Args = append(cmd.Args, "--ssl")
+	}
+	cmd.Env = append(os.Environ(), "MYSQL_PWD="+s.Password)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	fmt.Fprintf(stdin, "BEGIN; SELECT COUNT(*) FROM %s.%s; SELECT 'held';\n", QuoteIdent(db), QuoteIdent(table))
+	r := bufio.NewReader(stdout)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			tb.Fatalf("holding %s.%s: %v", db, table, err)
+		}
+		if strings.TrimSpace(line) == "held" {
+			break
+		}
+	}
+	done := false
+	release = func() {
+		if done {
+			return
+		}
+		done = true
+		fmt.Fprintln(stdin, "COMMIT;")
+		stdin.Close()
+		_ = cmd.Wait()
+	}
+	tb.Cleanup(release)
+	return release
 }
 
 // CreateDatabase creates database name.
