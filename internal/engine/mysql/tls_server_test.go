@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/engine/enginetest"
 	"github.com/backstop-io/backstop/internal/testutil/mariadbserver"
 	"github.com/backstop-io/backstop/internal/testutil/testtls"
 )
@@ -23,56 +23,18 @@ func TestMariaDB_TLSAgainstARealServer(t *testing.T) {
 	s.EnableTLS(t, cert, key)
 	s.MustQuery(t, "", "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY); INSERT INTO shop.orders VALUES (1), (2), (3)")
 
-	dir := t.TempDir()
 	rightCA, otherCA := ca.File(t), testtls.NewCA(t, "another-ca").File(t)
-
-	dump := func(mode, caFile string) (string, error) {
-		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
-			Databases: []string{"shop"}, TLSMode: mode, CAFile: caFile, ScratchDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Check(context.Background()); err != nil {
-			return "", err
-		}
-		var out bytes.Buffer
-		err = e.Dump(context.Background(), &out)
-		return out.String(), err
-	}
-
-	for _, c := range []struct{ mode, caFile string }{
-		{"prefer", ""},
-		{"require", ""},
-		{"verify-ca", rightCA},
-		{"verify-full", rightCA},
-	} {
-		out, err := dump(c.mode, c.caFile)
-		if err != nil {
-			t.Errorf("%s: %v", c.mode, err)
-			continue
-		}
-		if !strings.Contains(out, "INSERT INTO `orders` VALUES") {
-			t.Errorf("%s: the dump has not the rows of orders", c.mode)
-		}
-	}
-
-	for _, c := range []struct {
-		mode, caFile, reason, says string
-	}{
+	base := engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+		Databases: []string{"shop"}, ScratchDir: t.TempDir()}
+	enginetest.CheckTLSModes(t, Name, base, rightCA, func(dump string) bool {
+		return strings.Contains(dump, "INSERT INTO `orders` VALUES")
+	}, []enginetest.Refusal{
 		// The server refuses a connection without TLS.
-		{"disable", "", engine.ReasonTargetAuthenticationFailed, "require_secure_transport"},
+		{Mode: "disable", Reason: engine.ReasonTargetAuthenticationFailed, Says: "require_secure_transport"},
 		// A server whose certificate another CA signed.
-		{"verify-ca", otherCA, engine.ReasonTargetUnreachable, "certificate"},
-		{"verify-full", otherCA, engine.ReasonTargetUnreachable, "certificate"},
-	} {
-		_, err := dump(c.mode, c.caFile)
-		if got := engine.ReasonOf(err); got != c.reason || err == nil || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("%s with CA %q: reason %q, error %v; want %s saying %q", c.mode, filepath.Base(c.caFile), got, err, c.reason, c.says)
-		}
-		if err != nil && strings.Contains(err.Error(), s.Password) {
-			t.Errorf("%s: the error reveals the password", c.mode)
-		}
-	}
+		{Mode: "verify-ca", CAFile: otherCA, Reason: engine.ReasonTargetUnreachable, Says: "certificate"},
+		{Mode: "verify-full", CAFile: otherCA, Reason: engine.ReasonTargetUnreachable, Says: "certificate"},
+	})
 }
 
 // A certificate of the right CA but for another name is refused by

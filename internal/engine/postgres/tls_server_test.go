@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/engine/enginetest"
 	"github.com/backstop-io/backstop/internal/testutil/pgserver"
 	"github.com/backstop-io/backstop/internal/testutil/testtls"
 )
@@ -26,58 +26,20 @@ func TestPostgres_TLSAgainstARealServer(t *testing.T) {
 	s.MustQuery(t, "postgres", "CREATE DATABASE shop")
 	s.MustQuery(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 10)")
 
-	dir := t.TempDir()
 	rightCA, otherCA := ca.File(t), testtls.NewCA(t, "another-ca").File(t)
-
-	dump := func(mode, caFile string) (string, error) {
-		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
-			Databases: []string{"shop"}, TLSMode: mode, CAFile: caFile, ScratchDir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Check(context.Background()); err != nil {
-			return "", err
-		}
-		var out bytes.Buffer
-		err = e.Dump(context.Background(), &out)
-		return out.String(), err
-	}
-
-	for _, c := range []struct{ mode, caFile string }{
-		{"prefer", ""},
-		{"require", ""},
-		{"verify-ca", rightCA},
-		{"verify-full", rightCA},
-	} {
-		out, err := dump(c.mode, c.caFile)
-		if err != nil {
-			t.Errorf("%s: %v", c.mode, err)
-			continue
-		}
-		if !strings.Contains(out, "COPY \"public\".\"orders\"") || !strings.Contains(out, "\n10\n\\.\n") {
-			t.Errorf("%s: the dump has not the rows of orders", c.mode)
-		}
-	}
-
-	for _, c := range []struct {
-		mode, caFile, reason, says string
-	}{
+	base := engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+		Databases: []string{"shop"}, ScratchDir: t.TempDir()}
+	enginetest.CheckTLSModes(t, Name, base, rightCA, func(dump string) bool {
+		return strings.Contains(dump, "COPY \"public\".\"orders\"") && strings.Contains(dump, "\n10\n\\.\n")
+	}, []enginetest.Refusal{
 		// The server refuses a connection without TLS.
-		{"disable", "", engine.ReasonTargetAuthenticationFailed, "no encryption"},
+		{Mode: "disable", Reason: engine.ReasonTargetAuthenticationFailed, Says: "no encryption"},
 		// A server whose certificate another CA signed.
-		{"verify-ca", otherCA, engine.ReasonTargetUnreachable, "certificate verify failed"},
-		{"verify-full", otherCA, engine.ReasonTargetUnreachable, "certificate verify failed"},
+		{Mode: "verify-ca", CAFile: otherCA, Reason: engine.ReasonTargetUnreachable, Says: "certificate verify failed"},
+		{Mode: "verify-full", CAFile: otherCA, Reason: engine.ReasonTargetUnreachable, Says: "certificate verify failed"},
 		// No CA given (no caSecretRef): libpq has nothing to verify with.
-		{"verify-full", "", engine.ReasonTargetUnreachable, "root certificate file"},
-	} {
-		_, err := dump(c.mode, c.caFile)
-		if got := engine.ReasonOf(err); got != c.reason || err == nil || !strings.Contains(err.Error(), c.says) {
-			t.Errorf("%s with CA %q: reason %q, error %v; want %s saying %q", c.mode, filepath.Base(c.caFile), got, err, c.reason, c.says)
-		}
-		if err != nil && strings.Contains(err.Error(), s.Password) {
-			t.Errorf("%s: the error reveals the password", c.mode)
-		}
-	}
+		{Mode: "verify-full", Reason: engine.ReasonTargetUnreachable, Says: "root certificate file"},
+	})
 }
 
 // verify-full checks the server's name too; verify-ca does not.
