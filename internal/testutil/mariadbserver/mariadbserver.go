@@ -10,7 +10,6 @@
 package mariadbserver
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -27,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/backstop-io/backstop/internal/testutil/opentx"
 )
 
 // ErrNotInstalled is returned by Launch when the MariaDB server or client is missing.
@@ -329,40 +330,7 @@ func (s *Server) HoldTable(tb testing.TB, db, table string) (release func()) {
 		cmd.Args = append(cmd.Args, "--ssl")
 	}
 	cmd.Env = append(os.Environ(), "MYSQL_PWD="+s.Password)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	fmt.Fprintf(stdin, "BEGIN; SELECT COUNT(*) FROM %s.%s; SELECT 'held';\n", QuoteIdent(db), QuoteIdent(table))
-	r := bufio.NewReader(stdout)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			tb.Fatalf("holding %s.%s: %v", db, table, err)
-		}
-		if strings.TrimSpace(line) == "held" {
-			break
-		}
-	}
-	done := false
-	release = func() {
-		if done {
-			return
-		}
-		done = true
-		fmt.Fprintln(stdin, "COMMIT;")
-		stdin.Close()
-		_ = cmd.Wait()
-	}
-	tb.Cleanup(release)
-	return release
+	return opentx.Hold(tb, cmd, fmt.Sprintf("SELECT COUNT(*) FROM %s.%s; SELECT 'held';", QuoteIdent(db), QuoteIdent(table)))
 }
 
 // CreateDatabase creates database name.

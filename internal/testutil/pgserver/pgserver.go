@@ -10,7 +10,6 @@
 package pgserver
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -30,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/backstop-io/backstop/internal/testutil/opentx"
 )
 
 // ErrNotInstalled is returned by Launch when no PostgreSQL server binaries are found.
@@ -390,34 +391,7 @@ func (s *Server) LockTable(tb testing.TB, db, table string) (release func()) {
 	tb.Helper()
 	cmd := exec.Command(filepath.Join(s.BinDir, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1")
 	cmd.Env = s.Env(db)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	fmt.Fprintf(stdin, "BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n", table)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "locked") {
-		tb.Fatalf("taking the lock: %q %v", line, err)
-	}
-	done := false
-	release = func() {
-		if done {
-			return
-		}
-		done = true
-		fmt.Fprintln(stdin, "COMMIT;")
-		stdin.Close()
-		_ = cmd.Wait()
-	}
-	tb.Cleanup(release)
-	return release
+	return opentx.Hold(tb, cmd, fmt.Sprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; SELECT 'held';", table))
 }
 
 // WaitLockWaiter waits (up to three minutes) until a session of the
