@@ -291,7 +291,7 @@ func Served(cfg *rest.Config, o *unstructured.Unstructured) (bool, error) {
 // rbacKinds are the kinds ApplyChartRBAC takes from the chart.
 var rbacKinds = []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
-// ApplyChartRBAC renders the chart with Helm 3 (default values, release in
+// ApplyChartRBAC renders the chart with Helm 3 (default values but helmArgs, release in
 // namespace) and applies only its ServiceAccount, ClusterRoles, Roles and
 // their bindings, creating the namespace if needed. It returns the
 // ServiceAccount's user name, "system:serviceaccount:<namespace>:<name>", to
@@ -299,8 +299,9 @@ var rbacKinds = []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", 
 // the test has exactly the permissions an installed one has.
 //
 // Release names the cluster-wide objects (<release>-backstop-manager, ...);
-// use a fresh one per API server.
-func ApplyChartRBAC(t testing.TB, cfg *rest.Config, namespace, release string) (serviceAccount string) {
+// use a fresh one per API server. helmArgs set values, as a user's
+// install does (--set watchNamespace=apps).
+func ApplyChartRBAC(t testing.TB, cfg *rest.Config, namespace, release string, helmArgs ...string) (serviceAccount string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -308,7 +309,7 @@ func ApplyChartRBAC(t testing.TB, cfg *rest.Config, namespace, release string) (
 	if err != nil {
 		t.Fatalf("server version: %v", err)
 	}
-	objs := Filter(RenderChart(t, Tool(t, Helm3), release, namespace, "--kube-version", version), rbacKinds...)
+	objs := Filter(RenderChart(t, Tool(t, Helm3), release, namespace, append([]string{"--kube-version", version}, helmArgs...)...), rbacKinds...)
 	sas := Filter(objs, "ServiceAccount")
 	if len(sas) != 1 {
 		t.Fatalf("the chart renders %d ServiceAccounts, want 1", len(sas))

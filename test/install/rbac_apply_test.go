@@ -68,6 +68,8 @@ func TestApplyChartRBAC(t *testing.T) {
 		{"create", "authentication.k8s.io", "tokenreviews", "", "", true},
 		{"create", "authorization.k8s.io", "subjectaccessreviews", "", "", true},
 		{"get", "", "configmaps", "", "team-a", false},
+		// A Backup's finalizer lets go when its namespace is being deleted.
+		{"get", "", "namespaces", "", "", true},
 		{"delete", "", "namespaces", "", "", false},
 		{"create", "rbac.authorization.k8s.io", "clusterrolebindings", "", "", false},
 	}
@@ -105,5 +107,36 @@ func TestApplyChartRBAC(t *testing.T) {
 	_, err = cs.CoreV1().Secrets("team-a").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "nope"}}, metav1.CreateOptions{})
 	if !apierrors.IsForbidden(err) {
 		t.Errorf("create a Secret as %s: err = %v, want Forbidden", sa, err)
+	}
+}
+
+// With watchNamespace, the operator's rules are a Role in that namespace.
+// It may still read its own Namespace (a Backup's finalizer lets go when
+// the namespace is being deleted), and no other.
+func TestApplyChartRBAC_WatchNamespace(t *testing.T) {
+	t.Parallel()
+	c := cluster.Start(t, cluster.Options{CRDDirectoryPaths: []string{"config/crd/bases"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, ns := range []string{"apps", "other"} {
+		if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sa := ApplyChartRBAC(t, c.Config, "backstop-system", "one", "--set", "watchNamespace=apps")
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: sa}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, "apps", metav1.GetOptions{}); err != nil {
+		t.Errorf("get the watched Namespace as %s: %v", sa, err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, "other", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("get another Namespace as %s: err = %v, want Forbidden", sa, err)
+	}
+	if _, err := cs.CoreV1().Secrets("other").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("list Secrets outside the watched namespace as %s: err = %v, want Forbidden", sa, err)
 	}
 }
