@@ -132,6 +132,19 @@ INSERT INTO customers VALUES (1, 'Ada'), (2, 'Grace');`)
 	return bt
 }
 
+// readyPgSetup makes a namespace with the MinIO store and a target of a new
+// database db of pg (pgTarget's), and waits until both are Ready.
+func readyPgSetup(t *testing.T, e *env, pg *pgserver.Server, db string) (ns string, store *backstopv1alpha1.BackupStore, target *backstopv1alpha1.BackupTarget) {
+	t.Helper()
+	ns = e.namespace(t)
+	store = e.s3Store("minio", ns)
+	target = pgTarget(t, e, pg, ns, db)
+	e.create(t, store)
+	e.waitReady(t, store)
+	e.waitReady(t, target)
+	return ns, store, target
+}
+
 // pgSums is a checksum of every row of every table of db, by table.
 func pgSums(t *testing.T, pg *pgserver.Server, db string) map[string]string {
 	t.Helper()
@@ -276,12 +289,7 @@ func metricValue(t *testing.T, name string, labels map[string]string) float64 {
 
 func testRestore(t *testing.T, e *env, pg *pgserver.Server) {
 	g := NewWithT(t)
-	ns := e.namespace(t)
-	store := e.s3Store("minio", ns)
-	target := pgTarget(t, e, pg, ns, "restore_db")
-	e.create(t, store)
-	e.waitReady(t, store)
-	e.waitReady(t, target)
+	ns, store, target := readyPgSetup(t, e, pg, "restore_db")
 
 	want := pgSums(t, pg, "restore_db")
 	e.create(t, onDemandBackup(ns, "before", target.Name, store.Name))
@@ -332,12 +340,7 @@ UPDATE customers SET name = 'Changed' WHERE id = 1; CREATE TABLE extra (x int); 
 
 func testRestoreRefusesBadArtifacts(t *testing.T, e *env, pg *pgserver.Server) {
 	g := NewWithT(t)
-	ns := e.namespace(t)
-	store := e.s3Store("minio", ns)
-	target := pgTarget(t, e, pg, ns, "damaged_db")
-	e.create(t, store)
-	e.waitReady(t, store)
-	e.waitReady(t, target)
+	ns, store, target := readyPgSetup(t, e, pg, "damaged_db")
 	e.create(t, onDemandBackup(ns, "good", target.Name, store.Name))
 	bk := e.waitBackup(t, ns, "good", 90*time.Second)
 	g.Expect(bk.Status.Phase).To(Equal(backstopv1alpha1.BackupSucceeded), "%s: %s", bk.Status.Reason, bk.Status.Message)
@@ -414,12 +417,7 @@ func testWrongCredentials(t *testing.T, e *env, pg *pgserver.Server) {
 func testDatabaseStopped(t *testing.T, e *env) {
 	g := NewWithT(t)
 	pg := pgserver.Start(t) // its own server: this test kills it
-	ns := e.namespace(t)
-	store := e.s3Store("minio", ns)
-	target := pgTarget(t, e, pg, ns, "stopped_db")
-	e.create(t, store)
-	e.waitReady(t, store)
-	e.waitReady(t, target)
+	ns, store, target := readyPgSetup(t, e, pg, "stopped_db")
 
 	pg.LockTable(t, "stopped_db", "orders")
 	e.create(t, onDemandBackup(ns, "interrupted", target.Name, store.Name))
@@ -436,12 +434,7 @@ func testDatabaseStopped(t *testing.T, e *env) {
 
 func testOperatorRestart(t *testing.T, e *env, pg *pgserver.Server) {
 	g := NewWithT(t)
-	ns := e.namespace(t)
-	store := e.s3Store("minio", ns)
-	target := pgTarget(t, e, pg, ns, "restart_db")
-	e.create(t, store)
-	e.waitReady(t, store)
-	e.waitReady(t, target)
+	ns, store, target := readyPgSetup(t, e, pg, "restart_db")
 
 	release := pg.LockTable(t, "restart_db", "orders")
 	e.create(t, onDemandBackup(ns, "across-restart", target.Name, store.Name))
@@ -643,12 +636,7 @@ func testMariaDBRoundTrip(t *testing.T, e *env) {
 // not hold the namespace in Terminating once the store is gone.
 func testNamespaceDeletion(t *testing.T, e *env, pg *pgserver.Server) {
 	g := NewWithT(t)
-	ns := e.namespace(t)
-	store := e.s3Store("minio", ns)
-	target := pgTarget(t, e, pg, ns, "doomed_ns")
-	e.create(t, store)
-	e.waitReady(t, store)
-	e.waitReady(t, target)
+	ns, store, target := readyPgSetup(t, e, pg, "doomed_ns")
 	e.create(t, onDemandBackup(ns, "last", target.Name, store.Name))
 	bk := e.waitBackup(t, ns, "last", 90*time.Second)
 	g.Expect(bk.Status.Phase).To(Equal(backstopv1alpha1.BackupSucceeded), bk.Status.Message)

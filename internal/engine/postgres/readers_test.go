@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/testutil/pgserver"
 )
 
 // What a reader of the target sees while a restore runs: the prelude's
@@ -17,11 +18,7 @@ import (
 // and the new mixed, nor an empty table.
 func TestPostgres_ReadersWaitForTheRestore(t *testing.T) {
 	s := server(t)
-	src := newDB(t, s)
-	s.MustQuery(t, src, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 50)")
-	data := dump(t, newEngine(t, s, src))
-	dst := newDB(t, s)
-	s.MustQuery(t, dst, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
+	data, dst := ordersToRestore(t, s)
 
 	// The restore gets the dump up to its data, then waits for the rest.
 	cut := bytes.Index(data, []byte("COPY "))
@@ -82,11 +79,7 @@ func TestPostgres_ReadersWaitForTheRestore(t *testing.T) {
 // queue every new query on that table behind the restore.
 func TestPostgres_RestoreGivesUpOnABusyTarget(t *testing.T) {
 	s := server(t)
-	src := newDB(t, s)
-	s.MustQuery(t, src, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 50)")
-	data := dump(t, newEngine(t, s, src))
-	dst := newDB(t, s)
-	s.MustQuery(t, dst, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
+	data, dst := ordersToRestore(t, s)
 
 	release := s.LockTable(t, dst, "orders")
 	e := newEngine(t, s, dst)
@@ -122,4 +115,16 @@ func TestPrelude_LockTimeout(t *testing.T) {
 	if p := prelude(engine.LockTimeoutOf(e.opts)); !strings.HasPrefix(p, "BEGIN;\nSET LOCAL lock_timeout = '60000ms';\n") {
 		t.Errorf("prelude starts %.60q", p)
 	}
+}
+
+// ordersToRestore returns the dump of a table of 50 orders and a database
+// whose table of orders holds 100, to restore it into.
+func ordersToRestore(t *testing.T, s *pgserver.Server) (data []byte, dst string) {
+	t.Helper()
+	src := newDB(t, s)
+	s.MustQuery(t, src, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 50)")
+	data = dump(t, newEngine(t, s, src))
+	dst = newDB(t, s)
+	s.MustQuery(t, dst, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
+	return data, dst
 }
