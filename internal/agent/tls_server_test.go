@@ -18,9 +18,7 @@ import (
 // reason, stores nothing, and the restore leaves the target as it was.
 func TestAgent_PostgresOverVerifiedTLS(t *testing.T) {
 	pg := pgserver.Start(t)
-	ca := testtls.NewCA(t, "backstop-test-db-ca")
-	cert, key := ca.Serving(t, nil, []net.IP{net.ParseIP("127.0.0.1")})
-	pg.EnableTLS(t, cert, key)
+	ca := testtls.Serve(t, pg, nil, []net.IP{net.ParseIP("127.0.0.1")})
 	pg.CreateDatabase(t, "shop", pg.User)
 	pg.CreateDatabase(t, "copy", pg.User)
 	pg.MustQuery(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 250)")

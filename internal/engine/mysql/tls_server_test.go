@@ -18,9 +18,7 @@ import (
 // as its documentation says, and a failure has a reason and says why.
 func TestMariaDB_TLSAgainstARealServer(t *testing.T) {
 	s := mariadbserver.Start(t)
-	ca := testtls.NewCA(t, "backstop-test-db-ca")
-	cert, key := ca.Serving(t, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
-	s.EnableTLS(t, cert, key)
+	ca := testtls.Serve(t, s, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	s.MustQuery(t, "", "CREATE DATABASE shop; CREATE TABLE shop.orders (id int PRIMARY KEY); INSERT INTO shop.orders VALUES (1), (2), (3)")
 
 	rightCA, otherCA := ca.File(t), testtls.NewCA(t, "another-ca").File(t)
@@ -42,9 +40,7 @@ func TestMariaDB_TLSAgainstARealServer(t *testing.T) {
 // without the other.
 func TestMariaDB_TLSChecksTheHostName(t *testing.T) {
 	s := mariadbserver.Start(t)
-	ca := testtls.NewCA(t, "backstop-test-db-ca")
-	cert, key := ca.Serving(t, []string{"db.elsewhere.example"}, nil)
-	s.EnableTLS(t, cert, key)
+	ca := testtls.Serve(t, s, []string{"db.elsewhere.example"}, nil)
 	caFile := ca.File(t)
 	for _, mode := range []string{"verify-ca", "verify-full"} {
 		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,

@@ -20,9 +20,7 @@ import (
 func TestPostgres_TLSAgainstARealServer(t *testing.T) {
 	t.Setenv("HOME", t.TempDir()) // no ~/.postgresql/root.crt for libpq to fall back on
 	s := pgserver.Start(t)
-	ca := testtls.NewCA(t, "backstop-test-db-ca")
-	cert, key := ca.Serving(t, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
-	s.EnableTLS(t, cert, key)
+	ca := testtls.Serve(t, s, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	s.MustQuery(t, "postgres", "CREATE DATABASE shop")
 	s.MustQuery(t, "shop", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 10)")
 
@@ -45,9 +43,7 @@ func TestPostgres_TLSAgainstARealServer(t *testing.T) {
 // verify-full checks the server's name too; verify-ca does not.
 func TestPostgres_TLSVerifyFullChecksTheHostName(t *testing.T) {
 	s := pgserver.Start(t)
-	ca := testtls.NewCA(t, "backstop-test-db-ca")
-	cert, key := ca.Serving(t, []string{"db.elsewhere.example"}, nil)
-	s.EnableTLS(t, cert, key)
+	ca := testtls.Serve(t, s, []string{"db.elsewhere.example"}, nil)
 	caFile := ca.File(t)
 	check := func(mode string) error {
 		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,

@@ -104,3 +104,19 @@ func serial(tb testing.TB) *big.Int {
 	}
 	return n
 }
+
+// Server is a test server that serves TLS with the key pair it is given
+// (pgserver's and mariadbserver's).
+type Server interface {
+	EnableTLS(tb testing.TB, certPEM, keyPEM []byte)
+}
+
+// Serve makes a CA, has it sign a serving certificate for dnsNames and ips,
+// has s serve it, and returns the CA.
+func Serve(tb testing.TB, s Server, dnsNames []string, ips []net.IP) *CA {
+	tb.Helper()
+	ca := NewCA(tb, "backstop-test-db-ca")
+	cert, key := ca.Serving(tb, dnsNames, ips)
+	s.EnableTLS(tb, cert, key)
+	return ca
+}
