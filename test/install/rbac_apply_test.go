@@ -21,26 +21,15 @@ import (
 // checks what it may and may not do.
 func TestApplyChartRBAC(t *testing.T) {
 	t.Parallel()
-	c := cluster.Start(t, cluster.Options{CRDDirectoryPaths: []string{"config/crd/bases"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	c := clusterWithNamespaces(t, ctx, "team-a", "other")
 
 	sa := ApplyChartRBAC(t, c.Config, "backstop-e2e", "e2e")
 	if want := "system:serviceaccount:backstop-e2e:e2e-backstop"; sa != want {
 		t.Fatalf("ApplyChartRBAC = %q, want %q", sa, want)
 	}
-	for _, ns := range []string{"team-a", "other"} {
-		if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	cfg := rest.CopyConfig(c.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: sa}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, cs := impersonating(t, c.Config, sa)
 
 	tests := []struct {
 		verb, group, resource, subresource, namespace string
@@ -115,28 +104,46 @@ func TestApplyChartRBAC(t *testing.T) {
 // the namespace is being deleted), and no other.
 func TestApplyChartRBAC_WatchNamespace(t *testing.T) {
 	t.Parallel()
-	c := cluster.Start(t, cluster.Options{CRDDirectoryPaths: []string{"config/crd/bases"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, ns := range []string{"apps", "other"} {
-		if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := clusterWithNamespaces(t, ctx, "apps", "other")
 	sa := ApplyChartRBAC(t, c.Config, "backstop-system", "one", "--set", "watchNamespace=apps")
-	cfg := rest.CopyConfig(c.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: sa}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cs := impersonating(t, c.Config, sa)
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, "apps", metav1.GetOptions{}); err != nil {
 		t.Errorf("get the watched Namespace as %s: %v", sa, err)
 	}
 	if _, err := cs.CoreV1().Namespaces().Get(ctx, "other", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("get another Namespace as %s: err = %v, want Forbidden", sa, err)
 	}
+	if _, err := cs.CoreV1().Secrets("apps").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("list Secrets in the watched namespace as %s: %v", sa, err)
+	}
 	if _, err := cs.CoreV1().Secrets("other").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("list Secrets outside the watched namespace as %s: err = %v, want Forbidden", sa, err)
 	}
+}
+
+// clusterWithNamespaces starts an API server with the CRDs and creates the
+// namespaces.
+func clusterWithNamespaces(t *testing.T, ctx context.Context, namespaces ...string) *cluster.Cluster {
+	t.Helper()
+	c := cluster.Start(t, cluster.Options{CRDDirectoryPaths: []string{"config/crd/bases"}})
+	for _, ns := range namespaces {
+		if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// impersonating returns a config and a clientset that act as user.
+func impersonating(t *testing.T, cfg *rest.Config, user string) (*rest.Config, *kubernetes.Clientset) {
+	t.Helper()
+	cfg = rest.CopyConfig(cfg)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, cs
 }

@@ -28,16 +28,10 @@ func CheckTLSModes(t *testing.T, name string, base engine.Options, rightCA strin
 	dump := func(mode, caFile string) (string, error) {
 		o := base
 		o.TLSMode, o.CAFile = mode, caFile
-		e, err := engine.New(name, o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Check(context.Background()); err != nil {
+		if err := newEngine(t, name, o).Check(context.Background()); err != nil {
 			return "", err
 		}
-		var out bytes.Buffer
-		err = e.Dump(context.Background(), &out)
-		return out.String(), err
+		return Dump(t, name, o)
 	}
 	for _, c := range []struct{ mode, caFile string }{
 		{"prefer", ""},
@@ -67,4 +61,21 @@ func CheckTLSModes(t *testing.T, name string, base engine.Options, rightCA strin
 			t.Errorf("%s: the error reveals the password", c.Mode)
 		}
 	}
+}
+
+// Dump makes engine name with o and returns what it dumps.
+func Dump(t *testing.T, name string, o engine.Options) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := newEngine(t, name, o).Dump(context.Background(), &out)
+	return out.String(), err
+}
+
+func newEngine(t *testing.T, name string, o engine.Options) engine.Engine {
+	t.Helper()
+	e, err := engine.New(name, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

@@ -1,8 +1,6 @@
 package mysql
 
 import (
-	"bytes"
-	"context"
 	"net"
 	"strings"
 	"testing"
@@ -41,25 +39,18 @@ func TestMariaDB_TLSAgainstARealServer(t *testing.T) {
 func TestMariaDB_TLSChecksTheHostName(t *testing.T) {
 	s := mariadbserver.Start(t)
 	ca := testtls.Serve(t, s, []string{"db.elsewhere.example"}, nil)
-	caFile := ca.File(t)
+	o := engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
+		Databases: []string{"mysql"}, CAFile: ca.File(t)}
 	for _, mode := range []string{"verify-ca", "verify-full"} {
-		e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
-			Databases: []string{"mysql"}, TLSMode: mode, CAFile: caFile})
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = e.Dump(context.Background(), &bytes.Buffer{})
+		o.TLSMode = mode
+		_, err := enginetest.Dump(t, Name, o)
 		if got := engine.ReasonOf(err); got != engine.ReasonTargetUnreachable || !strings.Contains(err.Error(), "certificate") {
 			t.Errorf("%s, certificate for another name: reason %q, error %v; want %s naming the certificate", mode, got, err, engine.ReasonTargetUnreachable)
 		}
 	}
 	// require encrypts without checking the certificate.
-	e, err := engine.New(Name, engine.Options{Host: s.Host, Port: s.Port, User: s.User, Password: s.Password,
-		Databases: []string{"mysql"}, TLSMode: "require"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Dump(context.Background(), &bytes.Buffer{}); err != nil {
+	o.TLSMode, o.CAFile = "require", ""
+	if _, err := enginetest.Dump(t, Name, o); err != nil {
 		t.Errorf("require: %v", err)
 	}
 }
