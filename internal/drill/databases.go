@@ -23,6 +23,9 @@ type dbSandbox struct {
 	name string // the engine's
 	srv  *server
 	desc string
+	// olderServer, when set, says that the throwaway server is a release
+	// older than the backup's, which may explain a load that fails.
+	olderServer string
 	// Set when the database is ready.
 	eng   engine.Engine
 	tc    tableCounter
@@ -46,7 +49,13 @@ func (d *dbSandbox) Dump(context.Context, io.Writer) error {
 	return errors.New("a drill does not dump")
 }
 
-func (d *dbSandbox) Restore(ctx context.Context, r io.Reader) error { return d.eng.Restore(ctx, r) }
+func (d *dbSandbox) Restore(ctx context.Context, r io.Reader) error {
+	err := d.eng.Restore(ctx, r)
+	if err != nil && d.olderServer != "" && engine.AsWarning(err) == nil {
+		return engine.Errorf(engine.ReasonOf(err), "%w; %s", err, d.olderServer)
+	}
+	return err
+}
 
 func (d *dbSandbox) checkInventory(ctx context.Context, m *manifest.Manifest, r *Report) {
 	checkTables(ctx, d.tc, m, r)
@@ -130,6 +139,12 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 	version, _, _ := strings.Cut(strings.TrimPrefix(output(filepath.Join(bin, "postgres"), "--version"), "postgres (PostgreSQL) "), " ")
 	d := &dbSandbox{starting: newStarting(), name: postgres.Name, srv: &server{name: "PostgreSQL"},
 		desc: "PostgreSQL " + version + " (throwaway)"}
+	// A minor release can add what an older one refuses to load (a new
+	// column option, say), so a dump of a newer minor may not load here.
+	if backup := releaseOf(m.EngineVersion, "PostgreSQL "); newerRelease(backup, releaseNumber.FindString(version)) {
+		d.olderServer = fmt.Sprintf("the backup is of PostgreSQL %s and the drill's server is an older %s, which may not load all a newer release dumps: drill with an image whose PostgreSQL is %s or newer, or into a scratch target",
+			backup, version, backup)
+	}
 	go func() {
 		d.finish(func() error {
 			if err := runSetup(ctx, "initdb", cred, dir, filepath.Join(bin, "initdb"), "-D", data, "-U", "backstop",

@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,21 @@ func TestVersions(t *testing.T) {
 	if n := major("MariaDB 10.11", "PostgreSQL "); n != 0 {
 		t.Errorf("no major = %d", n)
 	}
+	if v := releaseOf("PostgreSQL 15.20 (Debian 15.20-0+deb12u1); pg_dump (PostgreSQL) 15.18", "PostgreSQL "); v != "15.20" {
+		t.Errorf("the backup's release = %q, want 15.20", v)
+	}
+	for _, c := range []struct {
+		a, b  string
+		newer bool
+	}{
+		{"15.20", "15.18", true}, {"15.18", "15.20", false}, {"15.18", "15.18", false},
+		{"15.9", "15.10", false}, {"16.1", "15.20", true}, {"10.11.19", "10.11.6", true},
+		{"15.1", "15", true}, {"", "15.18", false}, {"15.18", "", false},
+	} {
+		if got := newerRelease(c.a, c.b); got != c.newer {
+			t.Errorf("newerRelease(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
 	for in, want := range map[string]string{
 		"/usr/sbin/mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)": "MariaDB 10.11.19",
 		"/usr/sbin/mysqld  Ver 8.0.40 for Linux on x86_64 (MySQL Community Server - GPL)":               "MySQL 8.0.40",
@@ -94,5 +110,49 @@ func TestThrowawayServerFailures(t *testing.T) {
 	m.EngineVersion = "PostgreSQL 99.1"
 	if _, err := startPostgres(context.Background(), m, filepath.Join(scratch, "pg99")); engine.ReasonOf(err) != ReasonDrillServerFailed || !strings.Contains(err.Error(), "the backup is of PostgreSQL 99") {
 		t.Fatalf("a backup of PostgreSQL 99: %v", err)
+	}
+}
+
+// A dump the drill's server refuses to load says, when the backup came from
+// a newer release of the same major, that the server's age may be why, and
+// names both releases; from the same release it does not.
+func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
+	bin, have := postgresBinDir()
+	if bin == "" {
+		t.Fatal("no PostgreSQL server binaries: the drill's tests need them (make test installs them)")
+	}
+	scratch, err := os.MkdirTemp("", "drill-older-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+	os.Chmod(scratch, 0o777)
+	server := releaseNumber.FindString(strings.TrimPrefix(output(filepath.Join(bin, "postgres"), "--version"), "postgres (PostgreSQL) "))
+
+	// A column option this server does not know, as a newer release's dump
+	// can carry; the dump is otherwise complete.
+	dump := "CREATE TABLE public.t (c int);\nALTER TABLE ONLY public.t ALTER COLUMN c SET (no_such_option=1);\n-- PostgreSQL database dump complete\n"
+	load := func(name, backupVersion string) error {
+		m := &manifest.Manifest{Engine: "postgres", EngineVersion: "PostgreSQL " + backupVersion + "; pg_dump (PostgreSQL) " + backupVersion}
+		sb, err := startPostgres(context.Background(), m, filepath.Join(scratch, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.stop()
+		if err := sb.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return sb.Restore(context.Background(), strings.NewReader(dump))
+	}
+
+	newer := fmt.Sprintf("%d.999", have)
+	err = load("newer", newer)
+	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "no_such_option") ||
+		!strings.Contains(err.Error(), "the backup is of PostgreSQL "+newer+" and the drill's server is an older "+server) {
+		t.Fatalf("a backup of %s into %s: %v (reason %q)", newer, server, err, engine.ReasonOf(err))
+	}
+	err = load("same", server)
+	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "older") {
+		t.Fatalf("a backup of the server's own release %s: %v (reason %q)", server, err, engine.ReasonOf(err))
 	}
 }
