@@ -26,10 +26,11 @@ OUT="${1:-bin/backstop-image.tar}"
 SUITE=bookworm
 CACHE_ROOT="${BACKSTOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backstop}"
 GO_VERSION="$(go env GOVERSION)"
-BASE_IMAGE="localhost/backstop-base/debian:${SUITE}"
-# The last part of the tag numbers the recipe below, so a changed recipe
-# makes a new base instead of reusing the old one.
-GO_IMAGE="localhost/backstop-base/golang:${GO_VERSION#go}-${SUITE}-2"
+# RECIPE numbers the recipe of the bases below and is part of their names,
+# so a changed recipe makes new bases instead of reusing the old ones.
+RECIPE=3
+BASE_IMAGE="localhost/backstop-base/debian:${SUITE}-${RECIPE}"
+GO_IMAGE="localhost/backstop-base/golang:${GO_VERSION#go}-${SUITE}-${RECIPE}"
 
 log() { echo "image: $*" >&2; }
 
@@ -45,23 +46,52 @@ fi
 
 have_image() { buildah inspect --type image "$1" >/dev/null 2>&1; }
 
-# The first Debian mirror this machine's apt is configured with (one-line or
-# deb822 sources); empty lets debootstrap use its default.
+# A Debian mirror this machine's apt is configured with (one-line or deb822
+# sources): the main archive's, or with "security" the security archive's;
+# the default given when there is none.
 apt_mirror() {
-  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-    awk '/^deb / {for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\//) {print $i; exit}}
-         /^URIs:/ {print $2; exit}' | grep -v security | head -n1 || true
+  local want="$1" default="$2" found
+  found="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    awk '/^deb / {for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\//) {print $i; break}}
+         /^URIs:/ {print $2}' | grep '/debian' |
+    if [[ "${want}" == security ]]; then grep security; else grep -v security; fi | head -n1 || true)"
+  echo "${found:-${default}}"
+}
+
+# debian_sources is the apt configuration of the public debian:bookworm
+# image: the release, its updates and its security archive. debootstrap
+# writes only the release, whose packages lack the security fixes (and
+# would give the image a PostgreSQL older than the servers it meets).
+debian_sources() {
+  cat <<EOF
+Types: deb
+URIs: $1
+Suites: ${SUITE} ${SUITE}-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $2
+Suites: ${SUITE}-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
 }
 
 make_bases() {
-  local rootfs_tar="${CACHE_ROOT}/images/debian-${SUITE}-minbase.tar"
+  local rootfs_tar="${CACHE_ROOT}/images/debian-${SUITE}-minbase-${RECIPE}.tar"
   if ! have_image "${BASE_IMAGE}"; then
     if [[ ! -s "${rootfs_tar}" ]]; then
       local dir; dir="$(mktemp -d)"
       log "debootstrap ${SUITE} (minbase; a few minutes, once)"
       mkdir -p "${CACHE_ROOT}/images"
-      debootstrap --variant=minbase "${SUITE}" "${dir}/rootfs" $(apt_mirror) >"${dir}/debootstrap.log" 2>&1 ||
+      local mirror security
+      mirror="$(apt_mirror main http://deb.debian.org/debian)"
+      security="$(apt_mirror security http://deb.debian.org/debian-security)"
+      debootstrap --variant=minbase "${SUITE}" "${dir}/rootfs" "${mirror}" >"${dir}/debootstrap.log" 2>&1 ||
         { tail -n 20 "${dir}/debootstrap.log" >&2; rm -rf "${dir}"; exit 1; }
+      rm -f "${dir}/rootfs/etc/apt/sources.list"
+      debian_sources "${mirror}" "${security}" >"${dir}/rootfs/etc/apt/sources.list.d/debian.sources"
       rm -rf "${dir}/rootfs/var/cache/apt/archives/"*.deb "${dir}/rootfs/var/lib/apt/lists/"*
       tar -C "${dir}/rootfs" --numeric-owner -cf "${rootfs_tar}.tmp" .
       mv "${rootfs_tar}.tmp" "${rootfs_tar}"
@@ -70,6 +100,11 @@ make_bases() {
     local c; c="$(buildah from scratch)"
     buildah add --quiet "$c" "${rootfs_tar}" / >/dev/null
     buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd /bin/bash "$c"
+    # The updates and security fixes since the release, as a current public
+    # base image has them.
+    log "upgrading the packages of ${BASE_IMAGE}"
+    buildah run --isolation chroot "$c" -- sh -c \
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean && rm -rf /var/lib/apt/lists/*' >&2
     buildah commit --quiet "$c" "${BASE_IMAGE}" >/dev/null
     buildah rm "$c" >/dev/null
     log "made ${BASE_IMAGE}"
