@@ -91,6 +91,8 @@ type agentJobSpec struct {
 	ScratchSize *resource.Quantity
 	// Env is added to the agent's environment (a drill's checks).
 	Env []corev1.EnvVar
+	// LockTimeout, for a restore, bounds its wait for another session's locks.
+	LockTimeout *metav1.Duration
 }
 
 // jobName derives a Job name (at most 63 characters) from an owner's name.
@@ -132,6 +134,9 @@ func buildAgentJob(opts AgentOptions, s agentJobSpec) *batchv1.Job {
 		b.flag("engine", s.Engine)
 	}
 	b.env = append(b.env, s.Env...)
+	if s.LockTimeout != nil && s.Op == opRestore {
+		b.flag("lock-timeout", s.LockTimeout.Duration.String())
+	}
 	if s.ExpectSHA256 != "" && s.Op != opBackup && s.Op != opDelete {
 		b.flag("expect-sha256", s.ExpectSHA256)
 	}

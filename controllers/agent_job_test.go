@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -222,6 +223,21 @@ func secretRefs(t *testing.T, c corev1.Container) map[string]string {
 		refs[env.Name] = env.ValueFrom.SecretKeyRef.Name + "/" + env.ValueFrom.SecretKeyRef.Key
 	}
 	return refs
+}
+
+// A Restore's lockTimeout reaches its restore Job, and only that Job: the
+// verify Job and the safety backup take no locks on the target.
+func TestBuildAgentJob_LockTimeoutOnlyForTheRestore(t *testing.T) {
+	for _, op := range []agentOp{opBackup, opVerify, opRestore} {
+		job := buildAgentJob(DefaultAgentOptions(), agentJobSpec{
+			Op: op, Name: "j", Namespace: "shop", Target: testTarget(), Store: testStore(), ArtifactPath: "shop/orders/b",
+			LockTimeout: &metav1.Duration{Duration: 90 * time.Second},
+		})
+		args := strings.Join(job.Spec.Template.Spec.Containers[0].Args, " ")
+		if got, want := strings.Contains(args, "--lock-timeout 1m30s"), op == opRestore; got != want {
+			t.Errorf("%s: --lock-timeout 1m30s in the args is %v, want %v: %s", op, got, want, args)
+		}
+	}
 }
 
 // A files target's Jobs run as the user the target names and get no

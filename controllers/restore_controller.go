@@ -228,6 +228,7 @@ func (r *RestoreReconciler) runJob(ctx context.Context, rs *backstopv1alpha1.Res
 			// for the restore Job: the restore reads what was verified.
 			ExpectSHA256: rs.Status.Artifact.SHA256,
 			Template:     rs.Spec.JobTemplate,
+			LockTimeout:  rs.Spec.LockTimeout,
 		})
 		if _, _, err := placeBesideClaimUsers(ctx, r.APIReader, job, target); err != nil {
 			return nil, err

@@ -36,6 +36,15 @@ type RestoreSpec struct {
 	// jobTemplate overrides parts of the restore Job.
 	// +optional
 	JobTemplate *JobTemplate `json:"jobTemplate,omitempty"`
+
+	// lockTimeout bounds how long the restore waits for a lock that another
+	// session holds on the target's tables (an application's open
+	// transaction) before it fails with TargetBusy, changing nothing. While
+	// it waits, the server queues new queries on those tables behind it.
+	// Defaults to 1m.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="lockTimeout must be between 1s and 1h"
+	LockTimeout *metav1.Duration `json:"lockTimeout,omitempty"`
 }
 
 // RestoreSource is exactly one of a Backup, a path in a store, or the latest

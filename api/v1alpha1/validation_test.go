@@ -300,6 +300,14 @@ func TestInvalidObjectsAreRejected(t *testing.T) {
   targetRef: {name: t}
   source: {backupRef: {name: b}}
   safetyBackup: {}`, "spec.safetyBackup.enabled: Required value"},
+		{"lock timeout under a second", "Restore", `
+  targetRef: {name: t}
+  source: {backupRef: {name: b}}
+  lockTimeout: 500ms`, "lockTimeout must be between 1s and 1h"},
+		{"lock timeout over an hour", "Restore", `
+  targetRef: {name: t}
+  source: {backupRef: {name: b}}
+  lockTimeout: 2h`, "lockTimeout must be between 1s and 1h"},
 
 		// BackupDrill
 		{"drill without backup", "BackupDrill", `

@@ -165,6 +165,10 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 	case "restore", "verify":
 		c.engineFlags(fs)
 		c.decryptFlags(fs)
+		if cmd == "restore" {
+			fs.DurationVar(&c.lockTimeout, "lock-timeout", engine.DefaultLockTimeout,
+				"how long to wait for a lock another session holds on the target before failing with TargetBusy, changing nothing")
+		}
 	case "drill":
 		c.engineFlags(fs)
 		c.decryptFlags(fs)
@@ -259,6 +263,9 @@ func run(ctx context.Context, prog string, args []string, stdout, stderr io.Writ
 		return finish(err, m)
 
 	case "restore":
+		if c.lockTimeout < time.Second {
+			return finish(invalid("--lock-timeout must be at least 1s, not %s", c.lockTimeout), nil)
+		}
 		eng, err := c.newEngine()
 		if err != nil {
 			return finish(err, nil)

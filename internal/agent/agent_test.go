@@ -357,6 +357,7 @@ func TestAgent_Failures(t *testing.T) {
 		{name: "restore: store unreachable", args: append([]string{"restore", "--engine", "testdb", "--identity-file", f.idFile}, withStore(artifact, map[string]string{"--s3-endpoint": "http://" + closedAddr})...), want: ReasonStoreUnreachable},
 		{name: "restore: wrong credentials", env: badCreds, args: append([]string{"restore", "--engine", "testdb", "--identity-file", f.idFile}, f.storeArgs(artifact)...), want: ReasonAuthenticationFailed},
 		{name: "restore: missing bucket", args: append([]string{"restore", "--engine", "testdb", "--identity-file", f.idFile}, withStore(artifact, map[string]string{"--s3-bucket": "nope"})...), want: ReasonBucketNotFound},
+		{name: "restore: lock timeout under a second", args: append([]string{"restore", "--engine", "testdb", "--identity-file", f.idFile, "--lock-timeout", "0s"}, f.storeArgs(artifact)...), want: ReasonInvalidInput},
 		{name: "backup: wrong credentials", env: badCreds, args: append([]string{"backup", "--engine", "testdb", "--encryption", "none"}, f.storeArgs("team-a/orders/b2")...), want: ReasonAuthenticationFailed},
 		{name: "backup: store unreachable", args: append([]string{"backup", "--engine", "testdb", "--encryption", "none"}, withStore("team-a/orders/b2", map[string]string{"--s3-endpoint": closedAddr, "--s3-bucket": f.srv.Bucket})...), want: ReasonStoreUnreachable},
 		{name: "backup: no encryption mode", args: append([]string{"backup", "--engine", "testdb"}, f.storeArgs("team-a/orders/b2")...), want: ReasonInvalidInput},

@@ -114,6 +114,7 @@ type config struct {
 	progressInterval time.Duration
 	terminationLog   string
 	timeout          time.Duration
+	lockTimeout      time.Duration
 
 	// secrets, filled by loadSecrets; redact() removes them from output.
 	password     string
@@ -391,15 +392,16 @@ func (c *config) decryptOptions() (crypto.DecryptOptions, error) {
 
 func (c *config) engineOptions() engine.Options {
 	return engine.Options{
-		Host:       c.host,
-		Port:       c.port,
-		Databases:  c.databases,
-		User:       c.user,
-		Password:   c.password,
-		TLSMode:    c.tlsMode,
-		CAFile:     c.caFile,
-		Path:       c.path,
-		ScratchDir: c.scratchDir,
+		Host:        c.host,
+		Port:        c.port,
+		Databases:   c.databases,
+		User:        c.user,
+		Password:    c.password,
+		TLSMode:     c.tlsMode,
+		CAFile:      c.caFile,
+		Path:        c.path,
+		ScratchDir:  c.scratchDir,
+		LockTimeout: c.lockTimeout,
 	}
 }
 

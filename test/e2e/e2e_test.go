@@ -372,6 +372,25 @@ func testRestoreRefusesBadArtifacts(t *testing.T, e *env, pg *pgserver.Server) {
 	g.Expect(pgSums(t, pg, "damaged_db")).To(Equal(current), "the target must be untouched")
 	g.Eventually(func() []string { return e.eventReasons(t, ns, rs.Name) }).WithTimeout(10 * time.Second).Should(ContainElement(backstopv1alpha1.ReasonDecryptionFailed))
 
+	// An application's open transaction holds a table: the restore waits
+	// the Restore's lockTimeout, then fails with TargetBusy, changing nothing.
+	release := pg.LockTable(t, "damaged_db", "orders")
+	e.create(t, &backstopv1alpha1.Restore{
+		ObjectMeta: metav1.ObjectMeta{Name: "busy", Namespace: ns},
+		Spec: backstopv1alpha1.RestoreSpec{
+			TargetRef:   backstopv1alpha1.LocalObjectReference{Name: target.Name},
+			Source:      backstopv1alpha1.RestoreSource{BackupRef: &backstopv1alpha1.LocalObjectReference{Name: "good"}},
+			LockTimeout: &metav1.Duration{Duration: 2 * time.Second},
+		},
+	})
+	rs = e.waitRestore(t, ns, "busy", 90*time.Second)
+	release()
+	g.Expect(rs.Status.Phase).To(Equal(backstopv1alpha1.RestoreFailed))
+	g.Expect(rs.Status.Reason).To(Equal("TargetBusy"), rs.Status.Message)
+	g.Expect(rs.Status.Message).To(ContainSubstring("for more than 2s"))
+	g.Expect(e.jobsLabelled(t, ns, controllers.LabelRestore, rs.Name)).To(HaveLen(2), "the verify Job and the restore Job ran")
+	g.Expect(pgSums(t, pg, "damaged_db")).To(Equal(current), "the target must be untouched")
+
 	// One flipped byte in the stored artifact.
 	key := path.Join("e2e", bk.Status.ArtifactPath, bk.Status.DataObject)
 	e.minio.FlipBit(t, key, bk.Status.StoredBytes/2)
