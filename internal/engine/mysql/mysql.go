@@ -990,6 +990,12 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 	if err := e.probeLocks(ctx, target, oldObj.tables); err != nil {
 		return nil, err
 	}
+	if afterLockProbe != nil {
+		afterLockProbe()
+	}
+	// A transaction begun since the probe makes the swap's first statements
+	// wait for it: at most the lock timeout too, then the swap is rolled back.
+	bounded := fmt.Sprintf("SET SESSION lock_wait_timeout = %d;\n", e.lockWaitSeconds())
 	old := oldPrefix + randomHex(6)
 	if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(old), engine.ReasonRestoreFailed); err != nil {
 		return nil, err
@@ -1009,17 +1015,20 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 		}
 		if rerr := e.rollback(bg, s, old, oldObj, newObj, oldSQL, renamed); rerr != nil {
 			err = engine.Errorf(engine.ReasonRestoreFailed, "%v; ROLLBACK FAILED, the target %q needs attention: %v", err, target, rerr)
+		} else if engine.ReasonOf(err) == engine.ReasonTargetBusy {
+			err = engine.Errorf(engine.ReasonTargetBusy, "%v; another session took the target's tables after they were found free and held them for more than %ds (see SHOW PROCESSLIST); the target was restored to its previous state",
+				err, e.lockWaitSeconds())
 		} else {
 			err = engine.Errorf(engine.ReasonRestoreFailed, "%v; the target was restored to its previous state", err)
 		}
 	}()
 	if drop := dropStatements(target, oldObj, true, true, false, false); drop != "" {
-		if _, err := e.exec(ctx, "", drop, engine.ReasonRestoreFailed); err != nil {
+		if _, err := e.exec(ctx, "", bounded+drop, engine.ReasonRestoreFailed); err != nil {
 			return nil, err
 		}
 	}
 	if rename := renameStatement(target, old, oldObj.tables, s.stage, target, newObj.tables); rename != "" {
-		if _, err := e.exec(ctx, "", rename, engine.ReasonRestoreFailed); err != nil {
+		if _, err := e.exec(ctx, "", bounded+rename, engine.ReasonRestoreFailed); err != nil {
 			return nil, err
 		}
 	}
@@ -1048,14 +1057,15 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 // anything: an application's open transaction on one of them fails the
 // restore with TargetBusy while the target is untouched. The swap's own
 // statements then find the tables free, but for a transaction begun in
-// the milliseconds between. (Waiting without a bound would queue every
-// new query on the table behind the restore, and a rollback would have to
-// wait for the same locks.)
+// the milliseconds between: for that one they wait the lock timeout too,
+// then roll back. (Waiting without a bound would queue every new query on
+// the table behind the restore; the rollback itself waits as long as it
+// must, since it puts the old objects back.)
 func (e *Engine) probeLocks(ctx context.Context, db string, tables []string) error {
 	if len(tables) == 0 {
 		return nil
 	}
-	secs := max(1, int64(math.Ceil(engine.LockTimeoutOf(e.opts).Seconds())))
+	secs := e.lockWaitSeconds()
 	locks := make([]string, len(tables))
 	for i, t := range tables {
 		locks[i] = quoteIdent(db) + "." + quoteIdent(t) + " WRITE"
@@ -1066,6 +1076,15 @@ func (e *Engine) probeLocks(ctx context.Context, db string, tables []string) err
 	}
 	return err
 }
+
+// lockWaitSeconds is the lock timeout in MariaDB's lock_wait_timeout unit.
+func (e *Engine) lockWaitSeconds() int64 {
+	return max(1, int64(math.Ceil(engine.LockTimeoutOf(e.opts).Seconds())))
+}
+
+// afterLockProbe, when set by a test, runs between the lock probe and the
+// swap's first statement.
+var afterLockProbe func()
 
 // createIfMissing creates database db unless it exists, and says whether it
 // did. CREATE DATABASE without IF NOT EXISTS fails, rather than claiming a

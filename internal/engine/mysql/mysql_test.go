@@ -619,3 +619,39 @@ func TestMySQL_RestoreGivesUpOnABusyTarget(t *testing.T) {
 	}
 	equalMaps(t, want, state(t, s, dst))
 }
+
+// A transaction begun after the lock probe found the tables free, before
+// the swap's first statement, makes that statement wait at most the lock
+// timeout too: the restore fails with TargetBusy and the target is put
+// back as it was, once the transaction ends.
+func TestMySQL_RestoreBoundsTheSwapsWaitForATransactionBegunAfterTheProbe(t *testing.T) {
+	s := server(t)
+	src := newDB(t, s)
+	s.MustQuery(t, src, fixture)
+	data := dump(t, newEngine(t, s, src))
+	dst := populatedTarget(t, s)
+	before := state(t, s, dst)
+
+	var release func()
+	afterLockProbe = func() {
+		release = s.HoldTable(t, dst, "stale")
+		// The application ends its transaction a while after the restore
+		// gave up, so that the rollback, which waits as long as it must,
+		// can put the old objects back.
+		time.AfterFunc(4*time.Second, release)
+	}
+	t.Cleanup(func() { afterLockProbe = nil })
+	e := newEngine(t, s, dst)
+	e.opts.LockTimeout = time.Second
+	start := time.Now()
+	err := e.Restore(context.Background(), bytes.NewReader(data))
+	if engine.ReasonOf(err) != engine.ReasonTargetBusy || !strings.Contains(err.Error(), "more than 1s") ||
+		!strings.Contains(err.Error(), "the target was restored to its previous state") {
+		t.Fatalf("restore with a transaction begun after the probe: reason %q, %v; want %s", engine.ReasonOf(err), err, engine.ReasonTargetBusy)
+	}
+	if took := time.Since(start); took > 60*time.Second {
+		t.Errorf("the restore gave up after %s", took)
+	}
+	equalMaps(t, before, state(t, s, dst))
+	noBackstopSchemas(t, s)
+}
