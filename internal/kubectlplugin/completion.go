@@ -49,7 +49,7 @@ _backstop_complete() {
     return
   fi
   if [[ "$cur" == -* ]]; then
-    COMPREPLY=($(compgen -W "-n --namespace --context --kubeconfig -A --all-namespaces -o --output --store --wait --to --yes --safety-backup --identity-file" -- "$cur"))
+    COMPREPLY=($(compgen -W "-n --namespace --context --kubeconfig -A --all-namespaces -o --output --store --wait --to --yes --safety-backup --lock-timeout --identity-file" -- "$cur"))
     return
   fi
   COMPREPLY=($(compgen -W "$("$prog" __complete "$sub" "${ns[@]}" 2>/dev/null)" -- "$cur"))

@@ -74,7 +74,7 @@ Usage:
   %[1]s status [-n ns | -A] [-o json|yaml]    targets, last backup, next run, store health
   %[1]s backup <schedule|target> [--store s] [--wait]
                                                run a backup now
-  %[1]s restore <backup> [--to target] [--safety-backup] [--wait] [--yes]
+  %[1]s restore <backup> [--to target] [--safety-backup] [--lock-timeout d] [--wait] [--yes]
                                                replace a target's data with a backup
   %[1]s describe <backup|restore> [-o json|yaml]
   %[1]s logs <backup|restore>                  the agent pod's logs

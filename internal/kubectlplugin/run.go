@@ -188,6 +188,7 @@ func (r *runner) restore(ctx context.Context, args []string) error {
 	wait := fs.Bool("wait", false, "follow the Restore to its end; exit 1 if it fails")
 	yes := fs.Bool("yes", false, "do not ask: the target's data is replaced")
 	safety := fs.Bool("safety-backup", false, "back up the target's current data first")
+	lockTimeout := fs.Duration("lock-timeout", 0, "how long to wait for other sessions' locks on the target's tables before failing, changing nothing (default: 1m)")
 	pos, err := r.parseN(fs, args, "<backup>")
 	if err != nil {
 		return err
@@ -232,6 +233,9 @@ func (r *runner) restore(ctx context.Context, args []string) error {
 	}
 	if *safety {
 		rs.Spec.SafetyBackup = &backstopv1alpha1.SafetyBackup{Enabled: true}
+	}
+	if *lockTimeout != 0 {
+		rs.Spec.LockTimeout = &metav1.Duration{Duration: *lockTimeout}
 	}
 	if err := r.c.Create(ctx, rs); err != nil {
 		return err

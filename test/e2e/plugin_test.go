@@ -297,7 +297,11 @@ func TestKubectlPlugin(t *testing.T) {
 
 		// --yes needs no terminal.
 		g.Expect(os.WriteFile(filepath.Join(data, "a.txt"), []byte("changed again"), 0o644)).To(Succeed())
-		r = k.run("", "restore", bkName, "-n", ns, "--yes", "--wait", "--safety-backup")
+		r = k.run("", "restore", bkName, "-n", ns, "--yes", "--lock-timeout", "500ms")
+		g.Expect(r.code).To(Equal(1))
+		g.Expect(r.stderr).To(ContainSubstring("lockTimeout must be between 1s and 1h"))
+		g.Expect(restores()).To(Equal(1), "a refused Restore is not created")
+		r = k.run("", "restore", bkName, "-n", ns, "--yes", "--wait", "--safety-backup", "--lock-timeout", "30s")
 		g.Expect(r.code).To(Equal(0), r.stderr)
 		g.Expect(restores()).To(Equal(2))
 		got, _ = os.ReadFile(filepath.Join(data, "a.txt"))
@@ -310,6 +314,7 @@ func TestKubectlPlugin(t *testing.T) {
 		rs := &backstopv1alpha1.Restore{}
 		g.Expect(e.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: rsName}, rs)).To(Succeed())
 		g.Expect(rs.Spec.SafetyBackup).NotTo(BeNil())
+		g.Expect(rs.Spec.LockTimeout).To(Equal(&metav1.Duration{Duration: 30 * time.Second}))
 		g.Expect(rs.Status.SafetyBackupName).NotTo(BeEmpty())
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Safety Backup:\s+` + rs.Status.SafetyBackupName + `$`))
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Phase:\s+Succeeded$`))
