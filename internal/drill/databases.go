@@ -23,8 +23,9 @@ type dbSandbox struct {
 	name string // the engine's
 	srv  *server
 	desc string
-	// olderServer, when set, says that the throwaway server is a release
-	// older than the backup's, which may explain a load that fails.
+	// olderServer, when set, says that the throwaway server is another
+	// kind than the backup's or an older release, which may explain a load
+	// that fails.
 	olderServer string
 	// Set when the database is ready.
 	eng   engine.Engine
@@ -141,9 +142,8 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 		desc: "PostgreSQL " + version + " (throwaway)"}
 	// A minor release can add what an older one refuses to load (a new
 	// column option, say), so a dump of a newer minor may not load here.
-	if backup := releaseOf(m.EngineVersion, "PostgreSQL "); newerRelease(backup, releaseNumber.FindString(version)) {
-		d.olderServer = fmt.Sprintf("the backup is of PostgreSQL %s and the drill's server is an older %s, which may not load all a newer release dumps: drill with an image whose PostgreSQL is %s or newer, or into a scratch target",
-			backup, version, backup)
+	if backup := releaseOf(m.EngineVersion, "PostgreSQL "); backup != "" {
+		d.olderServer = olderServer("PostgreSQL "+backup, "PostgreSQL "+releaseNumber.FindString(version))
 	}
 	go func() {
 		d.finish(func() error {
@@ -244,7 +244,7 @@ func pgIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + 
 // startMariaDB starts mariadb-install-db and mariadbd in dir in the
 // background, listening on a free loopback port of the pod, with a root
 // password made up for the drill, durability off.
-func startMariaDB(ctx context.Context, dir string) (sandbox, error) {
+func startMariaDB(ctx context.Context, m *manifest.Manifest, dir string) (sandbox, error) {
 	sbin := []string{"/usr/sbin", "/usr/bin", "/usr/local/bin"}
 	mariadbd := findBinary([]string{"mariadbd", "mysqld"}, sbin...)
 	install := findBinary([]string{"mariadb-install-db", "mysql_install_db"}, sbin...)
@@ -268,8 +268,9 @@ func startMariaDB(ctx context.Context, dir string) (sandbox, error) {
 	}
 	data := filepath.Join(dir, "data")
 	sock := filepath.Join(dir, "mysqld.sock")
+	version := mariadbVersion(output(mariadbd, "--version"))
 	d := &dbSandbox{starting: newStarting(), name: mysql.Name, srv: &server{name: "MariaDB"},
-		desc: mariadbVersion(output(mariadbd, "--version")) + " (throwaway)"}
+		desc: version + " (throwaway)", olderServer: olderServer(mysqlBackupServer(m.EngineVersion), version)}
 	password := randomPassword()
 	go func() {
 		d.finish(func() error {
@@ -347,6 +348,44 @@ func mariadbVersion(s string) string {
 		return "MariaDB " + n
 	}
 	return "MySQL " + v
+}
+
+// mysqlBackupServer names the server a mysql backup came from, as
+// mariadbVersion does ("MariaDB 10.11.19", "MySQL 8.0.40"), from the
+// manifest's engineVersion ("8.0.40 MySQL Community Server - GPL; ..."),
+// or "" when it does not say.
+func mysqlBackupServer(engineVersion string) string {
+	server, _, _ := strings.Cut(engineVersion, ";")
+	server = strings.TrimSpace(server)
+	release := releaseNumber.FindString(server)
+	switch {
+	case release == "":
+		return ""
+	case strings.Contains(server, "MariaDB"):
+		return "MariaDB " + release
+	}
+	return "MySQL " + release
+}
+
+// olderServer says why a dump may not load into the drill's server, both
+// named as "<kind> <release>": it is another kind of server than the
+// backup's (MySQL 8's collations are not MariaDB's), or an older release
+// (a minor release can add what an older one refuses, such as a new
+// column option). "" when neither.
+func olderServer(backup, drill string) string {
+	backupKind, backupRelease, _ := strings.Cut(backup, " ")
+	drillKind, drillRelease, _ := strings.Cut(drill, " ")
+	switch {
+	case backupRelease == "" || drillRelease == "":
+		return ""
+	case backupKind != drillKind:
+		return fmt.Sprintf("the backup is of %s and the drill's server is %s, which may not load all a %s dump holds: drill into a scratch target of the backup's kind instead",
+			backup, drill, backupKind)
+	case newerRelease(backupRelease, drillRelease):
+		return fmt.Sprintf("the backup is of %s and the drill's server is an older %s, which may not load all a newer release dumps: drill with an image whose %s is %s or newer, or into a scratch target",
+			backup, drillRelease, backupKind, backupRelease)
+	}
+	return ""
 }
 
 // myTables counts the tables of a MariaDB or MySQL server.

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/engine/mysql"
 	"github.com/backstop-io/backstop/internal/manifest"
+	"github.com/backstop-io/backstop/internal/testutil/mariadbserver"
 )
 
 func TestParseChecks(t *testing.T) {
@@ -69,6 +72,26 @@ func TestVersions(t *testing.T) {
 	} {
 		if got := newerRelease(c.a, c.b); got != c.newer {
 			t.Errorf("newerRelease(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
+	for in, want := range map[string]string{
+		"10.11.19-MariaDB-0+deb12u1 Debian 12; mariadb-dump from 10.11.19-MariaDB": "MariaDB 10.11.19",
+		"8.0.40 MySQL Community Server - GPL; mysqldump  Ver 8.0.40":               "MySQL 8.0.40",
+		"": "",
+	} {
+		if got := mysqlBackupServer(in); got != want {
+			t.Errorf("mysqlBackupServer(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, c := range []struct{ backup, drill, want string }{
+		{"MySQL 8.0.40", "MariaDB 10.11.19", "the backup is of MySQL 8.0.40 and the drill's server is MariaDB 10.11.19, which may not load all a MySQL dump holds"},
+		{"MariaDB 11.4.2", "MariaDB 10.11.19", "the backup is of MariaDB 11.4.2 and the drill's server is an older 10.11.19"},
+		{"MariaDB 10.11.6", "MariaDB 10.11.19", ""},
+		{"MariaDB 10.11.19", "MariaDB", ""},
+		{"", "MariaDB 10.11.19", ""},
+	} {
+		if got := olderServer(c.backup, c.drill); (c.want == "") != (got == "") || !strings.HasPrefix(got, c.want) {
+			t.Errorf("olderServer(%q, %q) = %q, want it to start with %q", c.backup, c.drill, got, c.want)
 		}
 	}
 	for in, want := range map[string]string{
@@ -154,5 +177,55 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	err = load("same", server)
 	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "older") {
 		t.Fatalf("a backup of the server's own release %s: %v (reason %q)", server, err, engine.ReasonOf(err))
+	}
+}
+
+// A MySQL backup that the drill's MariaDB refuses (MySQL 8's collations)
+// says the two servers differ; a MariaDB backup of the server's own release
+// does not.
+func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
+	src := mariadbserver.Start(t)
+	src.CreateDatabase(t, "shop")
+	src.MustQuery(t, "shop", "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(20)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci; INSERT INTO orders VALUES (1, 'a')")
+	eng, err := mysql.New(engine.Options{Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, Databases: []string{"shop"}, TLSMode: "disable"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := eng.Dump(context.Background(), &buf); err != nil {
+		t.Fatal(err)
+	}
+	// What MySQL 8's mysqldump writes for the same table.
+	mysqlDump := bytes.ReplaceAll(buf.Bytes(), []byte("utf8mb4_general_ci"), []byte("utf8mb4_0900_ai_ci"))
+	if bytes.Equal(mysqlDump, buf.Bytes()) {
+		t.Fatal("the dump names no utf8mb4_general_ci collation to replace")
+	}
+	scratch, err := os.MkdirTemp("", "drill-mysql-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+	os.Chmod(scratch, 0o777)
+	load := func(name, engineVersion string, dump []byte) (string, error) {
+		sb, err := startMariaDB(context.Background(), &manifest.Manifest{Engine: "mysql", EngineVersion: engineVersion}, filepath.Join(scratch, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sb.stop()
+		if err := sb.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSuffix(sb.describe(), " (throwaway)"), sb.Restore(context.Background(), bytes.NewReader(dump))
+	}
+
+	server, err := load("mysql8", "8.0.40 MySQL Community Server - GPL; mysqldump  Ver 8.0.40", mysqlDump)
+	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "utf8mb4_0900_ai_ci") ||
+		!strings.Contains(err.Error(), "the backup is of MySQL 8.0.40 and the drill's server is "+server+", which may not load all a MySQL dump holds") {
+		t.Fatalf("a MySQL 8 dump into %s: %v (reason %q)", server, err, engine.ReasonOf(err))
+	}
+	release := strings.TrimPrefix(server, "MariaDB ")
+	_, err = load("same", release+"-MariaDB; mariadb-dump", mysqlDump)
+	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "the backup is of") {
+		t.Fatalf("a dump of the server's own release %s: %v (reason %q)", release, err, engine.ReasonOf(err))
 	}
 }

@@ -191,7 +191,7 @@ func newThrowaway(ctx context.Context, m *manifest.Manifest, dir string) (sandbo
 	case "postgres":
 		return startPostgres(ctx, m, filepath.Join(dir, "pg"))
 	case "mysql":
-		return startMariaDB(ctx, filepath.Join(dir, "mysql"))
+		return startMariaDB(ctx, m, filepath.Join(dir, "mysql"))
 	case "files":
 		return newFilesSandbox(filepath.Join(dir, "files"))
 	}
