@@ -200,19 +200,18 @@ func newThrowaway(ctx context.Context, m *manifest.Manifest, dir string) (sandbo
 
 // starting is the part of a sandbox that comes up in the background.
 type starting struct {
-	once    sync.Once
-	ready   chan struct{}
-	err     error
-	checked bool
+	once  sync.Once
+	ready chan struct{}
+	err   error
 }
 
 func newStarting() *starting { return &starting{ready: make(chan struct{})} }
 
 func (s *starting) finish(err error) { s.once.Do(func() { s.err = err; close(s.ready) }) }
 
-// wait is called by the pipeline's target check, after verification.
+// wait is called by the pipeline's target check, which runs while the
+// artifact downloads.
 func (s *starting) wait(ctx context.Context) error {
-	s.checked = true
 	select {
 	case <-s.ready:
 		return s.err
@@ -220,8 +219,6 @@ func (s *starting) wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-func (s *starting) verified() bool { return s.checked }
 
 // tableCounter reads the restored tables and their rows.
 type tableCounter interface {

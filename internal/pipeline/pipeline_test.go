@@ -19,6 +19,7 @@ import (
 
 	"github.com/backstop-io/backstop/internal/compress"
 	"github.com/backstop-io/backstop/internal/crypto"
+	"github.com/backstop-io/backstop/internal/engine"
 	"github.com/backstop-io/backstop/internal/manifest"
 	"github.com/backstop-io/backstop/internal/store"
 	fsstore "github.com/backstop-io/backstop/internal/store/fs"
@@ -587,5 +588,65 @@ func TestContentDigest_VerifyRecountsItRestoreDoesNot(t *testing.T) {
 	}
 	if !bytes.Equal(eng.restored, data) {
 		t.Fatalf("restored %d bytes, want the %d backed up", len(eng.restored), len(data))
+	}
+}
+
+// stallingStore serves manifests, and data objects that never arrive: each
+// read waits until the restore gives up on it.
+type stallingStore struct{ store.Store }
+
+func (s stallingStore) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	if strings.HasSuffix(key, "manifest.json") {
+		return s.Store.Get(ctx, key)
+	}
+	return io.NopCloser(readerFunc(func([]byte) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})), nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// The target is checked while the artifact downloads: a target that fails
+// its check ends the restore at once, with TargetUnreachable, instead of
+// after a download it could not use. A reachable one is written to only
+// after the artifact is verified.
+func TestRestore_TargetCheckedWhileTheArtifactDownloads(t *testing.T) {
+	key := newKey(t)
+	st, _ := newFS(t)
+	backupTo(t, st, newFake("fake", testData(1<<20)), crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}})
+	ro := ReadOptions{Store: stallingStore{st}, ArtifactPath: artifactPath, ScratchDir: t.TempDir(),
+		Decrypt: crypto.DecryptOptions{Identities: []age.Identity{key.identity}}}
+
+	eng := newFake("fake", nil)
+	eng.checkErr = engine.Errorf(engine.ReasonTargetUnreachable, "dial tcp 127.0.0.1:5432: connect: connection refused")
+	done := make(chan error, 1)
+	go func() { _, err := Restore(context.Background(), ro, eng); done <- err }()
+	select {
+	case err := <-done:
+		if reasonOf(t, err) != ReasonTargetUnreachable || !strings.Contains(err.Error(), "connection refused") {
+			t.Fatalf("restore into an unreachable target: %v, want %s", err, ReasonTargetUnreachable)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the restore went on downloading for a target that failed its check")
+	}
+	if eng.touched() {
+		t.Fatal("the target was written to")
+	}
+	if left, _ := os.ReadDir(ro.ScratchDir); len(left) != 0 {
+		t.Fatalf("the stopped download left %v", left)
+	}
+
+	// A reachable target waits for the download, which stalls here: the
+	// restore ends with the caller's deadline, the target not written to.
+	eng = newFake("fake", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	verified := false
+	ro.Verified = func() { verified = true }
+	if _, err := Restore(ctx, ro, eng); err == nil || verified || eng.touched() {
+		t.Fatalf("a stalled download: %v, verified %v, target written to %v", err, verified, eng.touched())
 	}
 }

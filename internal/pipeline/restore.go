@@ -36,6 +36,9 @@ type ReadOptions struct {
 	// Warn, on a restore, is told what went wrong once the data was in
 	// place (an engine.Warning): the restore still succeeds.
 	Warn func(error)
+	// Verified, on a restore, is called once the artifact is verified whole
+	// and the target passed its check, before the target is touched.
+	Verified func()
 	// Decrypt holds the identities or passphrase.
 	Decrypt crypto.DecryptOptions
 	// ScratchDir holds the downloaded artifact; os.TempDir() when empty.
@@ -507,10 +510,45 @@ func Verify(ctx context.Context, o ReadOptions) (*Artifact, error) {
 	return a, a.Close()
 }
 
-// Restore verifies the whole artifact and only then checks the target and
-// restores it: the engine is not called before every byte is verified. An
-// *engine.Warning from the engine (the data restored, something after the
-// swap not as planned) goes to o.Warn, and the restore succeeds.
+// fetchWhileChecking fetches and verifies the artifact while the target is
+// checked (read only: a connection and SELECT 1, or a directory read), so
+// that a restore waits for neither before the other. A target that fails
+// its check stops the download at once: a large artifact is not fetched
+// for a target that cannot take it. When both fail, the first failure is
+// reported.
+func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (*Artifact, error) {
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	defer stopFetch()
+	checked := make(chan error, 1)
+	go func() {
+		if err := eng.Check(fetchCtx); err != nil {
+			checked <- withReason(ReasonTargetUnreachable, fmt.Errorf("checking target: %w", err))
+			stopFetch()
+			return
+		}
+		checked <- nil
+	}()
+	a, err := Fetch(fetchCtx, o)
+	// Read now: a download that failed on its own is not one the check stopped.
+	stoppedByCheck := fetchCtx.Err() != nil && ctx.Err() == nil
+	checkErr := <-checked
+	switch {
+	case err != nil && checkErr != nil && stoppedByCheck:
+		return nil, checkErr
+	case err != nil:
+		return nil, err
+	case checkErr != nil:
+		a.Close()
+		return nil, checkErr
+	}
+	return a, nil
+}
+
+// Restore verifies the whole artifact, checking the target meanwhile, and
+// only then restores it: the engine's Restore is not called before every
+// byte is verified. An *engine.Warning from the engine (the data restored,
+// something after the swap not as planned) goes to o.Warn, and the restore
+// succeeds.
 func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.Manifest, error) {
 	if eng == nil {
 		return nil, errorf(ReasonInvalidInput, "restore: no engine")
@@ -523,13 +561,13 @@ func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.M
 	// wrote, and the digest's recount would cost a restore a quarter of its
 	// verification's CPU. `verify` recounts it.
 	o.skipContentDigest = true
-	a, err := Fetch(ctx, o)
+	a, err := fetchWhileChecking(ctx, o, eng)
 	if err != nil {
 		return nil, err
 	}
 	defer a.Close()
-	if err := eng.Check(ctx); err != nil {
-		return nil, withReason(ReasonTargetUnreachable, fmt.Errorf("checking target: %w", err))
+	if o.Verified != nil {
+		o.Verified()
 	}
 	r, err := a.Open()
 	if err != nil {
