@@ -531,6 +531,9 @@ func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (
 	a, err := Fetch(fetchCtx, o)
 	// Read now: a download that failed on its own is not one the check stopped.
 	stoppedByCheck := fetchCtx.Err() != nil && ctx.Err() == nil
+	if err != nil {
+		stopFetch() // and the check, whose answer no longer matters
+	}
 	checkErr := <-checked
 	switch {
 	case err != nil && checkErr != nil && stoppedByCheck:
