@@ -186,6 +186,9 @@ func describeRestore(w io.Writer, rs *backstopv1alpha1.Restore, now time.Time) {
 	if rs.Spec.SafetyBackup != nil && rs.Spec.SafetyBackup.Enabled {
 		field(w, "Safety Backup", phaseOr(rs.Status.SafetyBackupName))
 	}
+	if rs.Spec.LockTimeout != nil {
+		field(w, "Lock Timeout", rs.Spec.LockTimeout.Duration.String())
+	}
 	field(w, "Phase", phaseOr(string(rs.Status.Phase)))
 	if rs.Status.Reason != "" {
 		field(w, "Reason", rs.Status.Reason)

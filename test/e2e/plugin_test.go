@@ -317,6 +317,7 @@ func TestKubectlPlugin(t *testing.T) {
 		g.Expect(rs.Spec.LockTimeout).To(Equal(&metav1.Duration{Duration: 30 * time.Second}))
 		g.Expect(rs.Status.SafetyBackupName).NotTo(BeEmpty())
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Safety Backup:\s+` + rs.Status.SafetyBackupName + `$`))
+		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Lock Timeout:\s+30s$`))
 		g.Expect(r.stdout).To(MatchRegexp(`(?m)^Phase:\s+Succeeded$`))
 	})
 
