@@ -109,12 +109,7 @@ func TestVersions(t *testing.T) {
 // the last lines of its log; a backup of a newer major than the image's
 // server fails before anything starts.
 func TestThrowawayServerFailures(t *testing.T) {
-	scratch, err := os.MkdirTemp("", "drill-server-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(scratch) })
-	os.Chmod(scratch, 0o777)
+	scratch := serversScratch(t)
 	m := &manifest.Manifest{Engine: "postgres", EngineVersion: "PostgreSQL 15.14; pg_dump (PostgreSQL) 15.14"}
 
 	saved := postgresSettings
@@ -144,12 +139,7 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	if bin == "" {
 		t.Fatal("no PostgreSQL server binaries: the drill's tests need them (make test installs them)")
 	}
-	scratch, err := os.MkdirTemp("", "drill-older-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(scratch) })
-	os.Chmod(scratch, 0o777)
+	scratch := serversScratch(t)
 	server := releaseNumber.FindString(strings.TrimPrefix(output(filepath.Join(bin, "postgres"), "--version"), "postgres (PostgreSQL) "))
 
 	// A column option this server does not know, as a newer release's dump
@@ -169,7 +159,7 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	}
 
 	newer := fmt.Sprintf("%d.999", have)
-	err = load("newer", newer)
+	err := load("newer", newer)
 	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "no_such_option") ||
 		!strings.Contains(err.Error(), "the backup is of PostgreSQL "+newer+" and the drill's server is an older "+server) {
 		t.Fatalf("a backup of %s into %s: %v (reason %q)", newer, server, err, engine.ReasonOf(err))
@@ -200,12 +190,7 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 	if bytes.Equal(mysqlDump, buf.Bytes()) {
 		t.Fatal("the dump names no utf8mb4_general_ci collation to replace")
 	}
-	scratch, err := os.MkdirTemp("", "drill-mysql-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(scratch) })
-	os.Chmod(scratch, 0o777)
+	scratch := serversScratch(t)
 	load := func(name, engineVersion string, dump []byte) (string, error) {
 		sb, err := startMariaDB(context.Background(), &manifest.Manifest{Engine: "mysql", EngineVersion: engineVersion}, filepath.Join(scratch, name))
 		if err != nil {
@@ -228,4 +213,19 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "the backup is of") {
 		t.Fatalf("a dump of the server's own release %s: %v (reason %q)", release, err, engine.ReasonOf(err))
 	}
+}
+
+// serversScratch is a directory for throwaway servers, which run as their
+// own users when the test runs as root: they must be able to enter it.
+func serversScratch(t *testing.T) string {
+	t.Helper()
+	scratch, err := os.MkdirTemp("", "drill-servers-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+	if err := os.Chmod(scratch, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return scratch
 }
