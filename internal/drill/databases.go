@@ -52,7 +52,7 @@ func (d *dbSandbox) Dump(context.Context, io.Writer) error {
 
 func (d *dbSandbox) Restore(ctx context.Context, r io.Reader) error {
 	err := d.eng.Restore(ctx, r)
-	if err != nil && d.olderServer != "" && engine.AsWarning(err) == nil {
+	if d.olderServer != "" && engine.ReasonOf(err) == engine.ReasonRestoreFailed && ctx.Err() == nil {
 		return engine.Errorf(engine.ReasonOf(err), "%w; %s", err, d.olderServer)
 	}
 	return err
@@ -141,8 +141,13 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 	d := &dbSandbox{starting: newStarting(), name: postgres.Name, srv: &server{name: "PostgreSQL"},
 		desc: "PostgreSQL " + version + " (throwaway)"}
 	// A minor release can add what an older one refuses to load (a new
-	// column option, say), so a dump of a newer minor may not load here.
-	if backup := releaseOf(m.EngineVersion, "PostgreSQL "); backup != "" {
+	// column option, say, or a psql meta-command of pg_dump's), so a dump of
+	// a newer server or by a newer pg_dump may not load here.
+	backup := releaseOf(m.EngineVersion, "PostgreSQL ")
+	if dumper := releaseOf(m.EngineVersion, "pg_dump (PostgreSQL) "); newerRelease(dumper, backup) {
+		backup = dumper
+	}
+	if backup != "" {
 		d.olderServer = olderServer("PostgreSQL "+backup, "PostgreSQL "+releaseNumber.FindString(version))
 	}
 	go func() {
@@ -369,9 +374,9 @@ func mysqlBackupServer(engineVersion string) string {
 
 // olderServer says why a dump may not load into the drill's server, both
 // named as "<kind> <release>": it is another kind of server than the
-// backup's (MySQL 8's collations are not MariaDB's), or an older release
-// (a minor release can add what an older one refuses, such as a new
-// column option). "" when neither.
+// backup's (MySQL 8 has collations MariaDB lacks), or an older release (a
+// minor release can add what an older one refuses, such as a new column
+// option). "" when neither.
 func olderServer(backup, drill string) string {
 	backupKind, backupRelease, _ := strings.Cut(backup, " ")
 	drillKind, drillRelease, _ := strings.Cut(drill, " ")
@@ -379,10 +384,10 @@ func olderServer(backup, drill string) string {
 	case backupRelease == "" || drillRelease == "":
 		return ""
 	case backupKind != drillKind:
-		return fmt.Sprintf("the backup is of %s and the drill's server is %s, which may not load all a %s dump holds: drill into a scratch target of the backup's kind instead",
+		return fmt.Sprintf("the backup was made with %s and the drill's server is %s, which may not load all a %s dump holds: drill into a scratch target of the backup's kind instead",
 			backup, drill, backupKind)
 	case newerRelease(backupRelease, drillRelease):
-		return fmt.Sprintf("the backup is of %s and the drill's server is an older %s, which may not load all a newer release dumps: drill with an image whose %s is %s or newer, or into a scratch target",
+		return fmt.Sprintf("the backup was made with %s and the drill's server is an older %s, which may not load all a newer release dumps: drill with an image whose %s is %s or newer, or into a scratch target",
 			backup, drillRelease, backupKind, backupRelease)
 	}
 	return ""

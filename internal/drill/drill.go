@@ -198,6 +198,7 @@ func Run(ctx context.Context, o Options) (*Report, *manifest.Manifest, error) {
 	ro.Engine = m.Engine
 	verified := false
 	ro.Verified = func() { verified = true }
+	ro.VerifyWhateverTheTarget = true
 	// A warning (a files drill's old tree left behind) is no failure: the
 	// data arrived, and the checks below look at it.
 	if _, err := pipeline.Restore(ctx, ro, sb); err != nil {

@@ -84,8 +84,8 @@ func TestVersions(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ backup, drill, want string }{
-		{"MySQL 8.0.40", "MariaDB 10.11.19", "the backup is of MySQL 8.0.40 and the drill's server is MariaDB 10.11.19, which may not load all a MySQL dump holds"},
-		{"MariaDB 11.4.2", "MariaDB 10.11.19", "the backup is of MariaDB 11.4.2 and the drill's server is an older 10.11.19"},
+		{"MySQL 8.0.40", "MariaDB 10.11.19", "the backup was made with MySQL 8.0.40 and the drill's server is MariaDB 10.11.19, which may not load all a MySQL dump holds"},
+		{"MariaDB 11.4.2", "MariaDB 10.11.19", "the backup was made with MariaDB 11.4.2 and the drill's server is an older 10.11.19"},
 		{"MariaDB 10.11.6", "MariaDB 10.11.19", ""},
 		{"MariaDB 10.11.19", "MariaDB", ""},
 		{"", "MariaDB 10.11.19", ""},
@@ -131,9 +131,10 @@ func TestThrowawayServerFailures(t *testing.T) {
 	}
 }
 
-// A dump the drill's server refuses to load says, when the backup came from
-// a newer release of the same major, that the server's age may be why, and
-// names both releases; from the same release it does not.
+// A dump the drill's server refuses to load says, when the backup was made
+// with a newer release of the same major (its server's or its pg_dump's),
+// that the server's age may be why, and names both releases; from the same
+// release it does not.
 func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	bin, have := postgresBinDir()
 	if bin == "" {
@@ -145,8 +146,8 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	// A column option this server does not know, as a newer release's dump
 	// can carry; the dump is otherwise complete.
 	dump := "CREATE TABLE public.t (c int);\nALTER TABLE ONLY public.t ALTER COLUMN c SET (no_such_option=1);\n-- PostgreSQL database dump complete\n"
-	load := func(name, backupVersion string) error {
-		m := &manifest.Manifest{Engine: "postgres", EngineVersion: "PostgreSQL " + backupVersion + "; pg_dump (PostgreSQL) " + backupVersion}
+	load := func(name, backupServer, backupDumper string) error {
+		m := &manifest.Manifest{Engine: "postgres", EngineVersion: "PostgreSQL " + backupServer + "; pg_dump (PostgreSQL) " + backupDumper}
 		sb, err := startPostgres(context.Background(), m, filepath.Join(scratch, name))
 		if err != nil {
 			t.Fatal(err)
@@ -159,18 +160,23 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	}
 
 	newer := fmt.Sprintf("%d.999", have)
-	err := load("newer", newer)
-	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "no_such_option") ||
-		!strings.Contains(err.Error(), "the backup is of PostgreSQL "+newer+" and the drill's server is an older "+server) {
-		t.Fatalf("a backup of %s into %s: %v (reason %q)", newer, server, err, engine.ReasonOf(err))
+	for _, c := range []struct{ name, backupServer, backupDumper string }{
+		{"newer server", newer, newer},
+		{"newer pg_dump", server, newer},
+	} {
+		err := load(strings.ReplaceAll(c.name, " ", "-"), c.backupServer, c.backupDumper)
+		if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "no_such_option") ||
+			!strings.Contains(err.Error(), "the backup was made with PostgreSQL "+newer+" and the drill's server is an older "+server) {
+			t.Fatalf("%s: a backup made with %s into %s: %v (reason %q)", c.name, newer, server, err, engine.ReasonOf(err))
+		}
 	}
-	err = load("same", server)
+	err := load("same", server, server)
 	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "older") {
 		t.Fatalf("a backup of the server's own release %s: %v (reason %q)", server, err, engine.ReasonOf(err))
 	}
 }
 
-// A MySQL backup that the drill's MariaDB refuses (MySQL 8's collations)
+// A MySQL backup that the drill's MariaDB refuses (a MySQL 8 collation)
 // says the two servers differ; a MariaDB backup of the server's own release
 // does not.
 func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
@@ -185,8 +191,9 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 	if err := eng.Dump(context.Background(), &buf); err != nil {
 		t.Fatal(err)
 	}
-	// What MySQL 8's mysqldump writes for the same table.
-	mysqlDump := bytes.ReplaceAll(buf.Bytes(), []byte("utf8mb4_general_ci"), []byte("utf8mb4_0900_ai_ci"))
+	// What MySQL 8's mysqldump writes for a table in one of its
+	// collations that MariaDB does not have (its Japanese one).
+	mysqlDump := bytes.ReplaceAll(buf.Bytes(), []byte("utf8mb4_general_ci"), []byte("utf8mb4_ja_0900_as_cs_ks"))
 	if bytes.Equal(mysqlDump, buf.Bytes()) {
 		t.Fatal("the dump names no utf8mb4_general_ci collation to replace")
 	}
@@ -204,13 +211,13 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 	}
 
 	server, err := load("mysql8", "8.0.40 MySQL Community Server - GPL; mysqldump  Ver 8.0.40", mysqlDump)
-	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "utf8mb4_0900_ai_ci") ||
-		!strings.Contains(err.Error(), "the backup is of MySQL 8.0.40 and the drill's server is "+server+", which may not load all a MySQL dump holds") {
+	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "utf8mb4_ja_0900_as_cs_ks") ||
+		!strings.Contains(err.Error(), "the backup was made with MySQL 8.0.40 and the drill's server is "+server+", which may not load all a MySQL dump holds") {
 		t.Fatalf("a MySQL 8 dump into %s: %v (reason %q)", server, err, engine.ReasonOf(err))
 	}
 	release := strings.TrimPrefix(server, "MariaDB ")
 	_, err = load("same", release+"-MariaDB; mariadb-dump", mysqlDump)
-	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "the backup is of") {
+	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "the backup was made with") {
 		t.Fatalf("a dump of the server's own release %s: %v (reason %q)", release, err, engine.ReasonOf(err))
 	}
 }

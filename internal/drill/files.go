@@ -28,8 +28,8 @@ func newFilesSandbox(path string) (sandbox, error) {
 	return s, nil
 }
 
-// Check records that the artifact was verified; the directory need not
-// exist yet.
+// Check passes at once: the scratch directory is the drill's own, and need
+// not exist yet.
 func (s *filesSandbox) Check(ctx context.Context) error { return s.wait(ctx) }
 
 func (s *filesSandbox) checkInventory(_ context.Context, m *manifest.Manifest, r *Report) {

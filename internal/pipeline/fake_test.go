@@ -26,6 +26,8 @@ type fakeEngine struct {
 	// failAfter >= 0 makes Dump fail after writing that many bytes.
 	failAfter int
 	checkErr  error
+	// checkHangs makes Check wait until its context ends.
+	checkHangs bool
 
 	mu            sync.Mutex
 	dumpCalled    bool
@@ -44,6 +46,10 @@ func (f *fakeEngine) Name() string { return f.name }
 func (f *fakeEngine) Ext() string { return ".sql" }
 
 func (f *fakeEngine) Check(ctx context.Context) error {
+	if f.checkHangs {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	return f.checkErr
 }
 

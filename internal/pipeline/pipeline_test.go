@@ -639,14 +639,31 @@ func TestRestore_TargetCheckedWhileTheArtifactDownloads(t *testing.T) {
 		t.Fatalf("the stopped download left %v", left)
 	}
 
-	// A reachable target waits for the download, which stalls here: the
-	// restore ends with the caller's deadline, the target not written to.
+	// A download that fails on its own is reported at once, even while the
+	// target's check still hangs.
 	eng = newFake("fake", nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
+	eng.checkHangs = true
+	missing := ro
+	missing.Store, missing.ArtifactPath = st, "ns1/db/no-such-backup"
+	go func() { _, err := Restore(context.Background(), missing, eng); done <- err }()
+	select {
+	case err := <-done:
+		if reasonOf(t, err) != ReasonManifestNotFound {
+			t.Fatalf("restore of a missing backup: %v, want %s", err, ReasonManifestNotFound)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the failed download waited for the target's check")
+	}
+
+	// A drill verifies the whole artifact whatever its target's check says,
+	// and learns that it did.
+	eng = newFake("fake", nil)
+	eng.checkErr = engine.Errorf(engine.ReasonTargetUnreachable, "the throwaway server did not start")
+	whole := ro
+	whole.Store, whole.VerifyWhateverTheTarget = st, true
 	verified := false
-	ro.Verified = func() { verified = true }
-	if _, err := Restore(ctx, ro, eng); err == nil || verified || eng.touched() {
-		t.Fatalf("a stalled download: %v, verified %v, target written to %v", err, verified, eng.touched())
+	whole.Verified = func() { verified = true }
+	if _, err := Restore(context.Background(), whole, eng); reasonOf(t, err) != ReasonTargetUnreachable || !verified || eng.touched() {
+		t.Fatalf("restore verifying whatever the target: %v, verified %v, target written to %v", err, verified, eng.touched())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/backstop-io/backstop/internal/compress"
@@ -36,9 +37,14 @@ type ReadOptions struct {
 	// Warn, on a restore, is told what went wrong once the data was in
 	// place (an engine.Warning): the restore still succeeds.
 	Warn func(error)
-	// Verified, on a restore, is called once the artifact is verified whole
-	// and the target passed its check, before the target is touched.
+	// Verified, on a restore, is called once the artifact is verified
+	// whole, before the target is touched, whether or not the target then
+	// passes its check.
 	Verified func()
+	// VerifyWhateverTheTarget, on a restore, verifies the whole artifact
+	// even when the target fails its check meanwhile: a drill reports the
+	// backup's integrity even when its throwaway server does not start.
+	VerifyWhateverTheTarget bool
 	// Decrypt holds the identities or passphrase.
 	Decrypt crypto.DecryptOptions
 	// ScratchDir holds the downloaded artifact; os.TempDir() when empty.
@@ -513,38 +519,42 @@ func Verify(ctx context.Context, o ReadOptions) (*Artifact, error) {
 // fetchWhileChecking fetches and verifies the artifact while the target is
 // checked (read only: a connection and SELECT 1, or a directory read), so
 // that a restore waits for neither before the other. A target that fails
-// its check stops the download at once: a large artifact is not fetched
-// for a target that cannot take it. When both fail, the first failure is
-// reported.
-func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (*Artifact, error) {
+// its check stops the download at once, unless o.VerifyWhateverTheTarget:
+// a large artifact is not fetched for a target that cannot take it. It
+// returns the artifact when it was verified, and the check's failure apart;
+// a download the check stopped returns only the check's failure.
+func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (*Artifact, error, error) {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
+	var checkFailed atomic.Bool
 	checked := make(chan error, 1)
 	go func() {
-		if err := eng.Check(fetchCtx); err != nil {
-			checked <- withReason(ReasonTargetUnreachable, fmt.Errorf("checking target: %w", err))
-			stopFetch()
-			return
+		err := eng.Check(fetchCtx)
+		if err != nil {
+			err = withReason(ReasonTargetUnreachable, fmt.Errorf("checking target: %w", err))
+			checkFailed.Store(true)
 		}
-		checked <- nil
+		checked <- err
+		if err != nil && !o.VerifyWhateverTheTarget {
+			stopFetch()
+		}
 	}()
 	a, err := Fetch(fetchCtx, o)
-	// Read now: a download that failed on its own is not one the check stopped.
-	stoppedByCheck := fetchCtx.Err() != nil && ctx.Err() == nil
 	if err != nil {
-		stopFetch() // and the check, whose answer no longer matters
+		// The channel is buffered: a check still under way ends on the
+		// deferred cancel, and no one need wait for it.
+		if checkFailed.Load() && !o.VerifyWhateverTheTarget && ctx.Err() == nil {
+			return nil, <-checked, nil
+		}
+		return nil, nil, err
 	}
-	checkErr := <-checked
-	switch {
-	case err != nil && checkErr != nil && stoppedByCheck:
-		return nil, checkErr
-	case err != nil:
-		return nil, err
-	case checkErr != nil:
+	select {
+	case checkErr := <-checked:
+		return a, checkErr, nil
+	case <-ctx.Done():
 		a.Close()
-		return nil, checkErr
+		return nil, nil, fmt.Errorf("checking target: %w", ctx.Err())
 	}
-	return a, nil
 }
 
 // Restore verifies the whole artifact, checking the target meanwhile, and
@@ -564,13 +574,19 @@ func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.M
 	// wrote, and the digest's recount would cost a restore a quarter of its
 	// verification's CPU. `verify` recounts it.
 	o.skipContentDigest = true
-	a, err := fetchWhileChecking(ctx, o, eng)
+	a, checkErr, err := fetchWhileChecking(ctx, o, eng)
 	if err != nil {
 		return nil, err
+	}
+	if a == nil {
+		return nil, checkErr
 	}
 	defer a.Close()
 	if o.Verified != nil {
 		o.Verified()
+	}
+	if checkErr != nil {
+		return nil, checkErr
 	}
 	r, err := a.Open()
 	if err != nil {
