@@ -987,15 +987,8 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 			return nil, err
 		}
 	}
-	if err := e.probeLocks(ctx, target, oldObj.tables); err != nil {
-		return nil, err
-	}
-	if afterLockProbe != nil {
-		afterLockProbe()
-	}
-	// A transaction begun since the probe makes the swap's first statements
-	// wait for it: at most the lock timeout too, then the swap is rolled back.
-	bounded := fmt.Sprintf("SET SESSION lock_wait_timeout = %d;\n", e.lockWaitSeconds())
+	// The schema the old tables move to is made before the lock probe, so
+	// that the swap's first statement follows the probe closely.
 	old := oldPrefix + randomHex(6)
 	if _, err := e.exec(ctx, "", "CREATE DATABASE "+quoteIdent(old), engine.ReasonRestoreFailed); err != nil {
 		return nil, err
@@ -1006,6 +999,15 @@ func (e *Engine) swap(ctx context.Context, s *section) (_ *swapped, err error) {
 			dropOld()
 		}
 	}()
+	if err := e.probeLocks(ctx, target, oldObj.tables); err != nil {
+		return nil, err
+	}
+	if afterLockProbe != nil {
+		afterLockProbe()
+	}
+	// A transaction begun since the probe makes the swap's first statements
+	// wait for it: at most the lock timeout too, then the swap is rolled back.
+	bounded := fmt.Sprintf("SET SESSION lock_wait_timeout = %d;\n", e.lockWaitSeconds())
 
 	// From here on the target changes; every failure rolls back.
 	renamed := false
