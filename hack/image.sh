@@ -46,16 +46,22 @@ fi
 
 have_image() { buildah inspect --type image "$1" >/dev/null 2>&1; }
 
-# A Debian mirror this machine's apt is configured with (one-line or deb822
-# sources): the main archive's, or with "security" the security archive's;
-# the default given when there is none.
+# The first archive this machine's apt takes suite $1 from (one-line or
+# deb822 sources), or $2 when there is none.
 apt_mirror() {
-  local want="$1" default="$2" found
+  local found
   found="$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-    awk '/^deb / {for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\//) {print $i; break}}
-         /^URIs:/ {print $2}' | grep '/debian' |
-    if [[ "${want}" == security ]]; then grep security; else grep -v security; fi | head -n1 || true)"
-  echo "${found:-${default}}"
+    awk -v want="$1" '
+      function emit(uri, suites,   n, i, s) {
+        n = split(suites, s, /[ \t]+/)
+        for (i = 1; i <= n; i++) if (s[i] == want) { print uri; done = 1; exit }
+      }
+      /^deb / { for (i = 2; i < NF; i++) if ($i ~ /^https?:\/\//) { emit($i, $(i + 1)); break }; next }
+      /^URIs:/ { uri = $2 }
+      /^Suites:/ { suites = $0; sub(/^Suites:[ \t]*/, "", suites) }
+      /^[ \t]*$/ { if (uri != "") emit(uri, suites); uri = ""; suites = "" }
+      END { if (!done && uri != "") emit(uri, suites) }')"
+  echo "${found:-$2}"
 }
 
 # debian_sources is the apt configuration of the public debian:bookworm
@@ -86,8 +92,8 @@ make_bases() {
       log "debootstrap ${SUITE} (minbase; a few minutes, once)"
       mkdir -p "${CACHE_ROOT}/images"
       local mirror security
-      mirror="$(apt_mirror main http://deb.debian.org/debian)"
-      security="$(apt_mirror security http://deb.debian.org/debian-security)"
+      mirror="$(apt_mirror "${SUITE}" http://deb.debian.org/debian)"
+      security="$(apt_mirror "${SUITE}-security" http://deb.debian.org/debian-security)"
       debootstrap --variant=minbase "${SUITE}" "${dir}/rootfs" "${mirror}" >"${dir}/debootstrap.log" 2>&1 ||
         { tail -n 20 "${dir}/debootstrap.log" >&2; rm -rf "${dir}"; exit 1; }
       rm -f "${dir}/rootfs/etc/apt/sources.list"
@@ -103,8 +109,11 @@ make_bases() {
     # The updates and security fixes since the release, as a current public
     # base image has them.
     log "upgrading the packages of ${BASE_IMAGE}"
+    # --error-on=any: an archive that cannot be read fails the build,
+    # rather than leave a base without its fixes, cached for good.
     buildah run --isolation chroot "$c" -- sh -c \
-      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean && rm -rf /var/lib/apt/lists/*' >&2
+      'apt-get update -qq --error-on=any && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -qq && apt-get clean && rm -rf /var/lib/apt/lists/*' >&2 ||
+      { buildah rm "$c" >/dev/null; exit 1; }
     buildah commit --quiet "$c" "${BASE_IMAGE}" >/dev/null
     buildah rm "$c" >/dev/null
     log "made ${BASE_IMAGE}"
