@@ -102,6 +102,8 @@ make_bases() {
       tar -C "${dir}/rootfs" --numeric-owner -cf "${rootfs_tar}.tmp" .
       mv "${rootfs_tar}.tmp" "${rootfs_tar}"
       rm -rf "${dir}"
+      # Earlier recipes' rootfs are not used again.
+      find "${CACHE_ROOT}/images" -maxdepth 1 -name "debian-${SUITE}-minbase*.tar" ! -name "$(basename "${rootfs_tar}")" -delete
     fi
     local c; c="$(buildah from scratch)"
     buildah add --quiet "$c" "${rootfs_tar}" / >/dev/null
