@@ -523,7 +523,7 @@ func Verify(ctx context.Context, o ReadOptions) (*Artifact, error) {
 // a large artifact is not fetched for a target that cannot take it. It
 // returns the artifact when it was verified, and the check's failure apart;
 // a download the check stopped returns only the check's failure.
-func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (*Artifact, error, error) {
+func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (a *Artifact, checkErr, err error) {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
 	var checkFailed atomic.Bool
@@ -539,7 +539,7 @@ func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (
 			stopFetch()
 		}
 	}()
-	a, err := Fetch(fetchCtx, o)
+	a, err = Fetch(fetchCtx, o)
 	if err != nil {
 		// The channel is buffered: a check still under way ends on the
 		// deferred cancel, and no one need wait for it.
@@ -549,7 +549,7 @@ func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (
 		return nil, nil, err
 	}
 	select {
-	case checkErr := <-checked:
+	case checkErr = <-checked:
 		return a, checkErr, nil
 	case <-ctx.Done():
 		a.Close()
