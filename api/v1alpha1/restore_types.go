@@ -41,7 +41,7 @@ type RestoreSpec struct {
 	// session holds on the target's tables (an application's open
 	// transaction) before it fails with TargetBusy, changing nothing. While
 	// it waits, the server queues new queries on those tables behind it.
-	// Defaults to 1m.
+	// Defaults to 1m. A files restore takes no locks and ignores it.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="lockTimeout must be between 1s and 1h"
 	LockTimeout *metav1.Duration `json:"lockTimeout,omitempty"`
