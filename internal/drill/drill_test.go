@@ -1,7 +1,6 @@
 package drill
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/backstop-io/backstop/internal/engine"
+	"github.com/backstop-io/backstop/internal/engine/enginetest"
 	"github.com/backstop-io/backstop/internal/engine/mysql"
 	"github.com/backstop-io/backstop/internal/manifest"
 	"github.com/backstop-io/backstop/internal/testutil/mariadbserver"
@@ -183,22 +183,18 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 	src := mariadbserver.Start(t)
 	src.CreateDatabase(t, "shop")
 	src.MustQuery(t, "shop", "CREATE TABLE orders (id INT PRIMARY KEY, note VARCHAR(20)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci; INSERT INTO orders VALUES (1, 'a')")
-	eng, err := mysql.New(engine.Options{Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, Databases: []string{"shop"}, TLSMode: "disable"})
+	dump, err := enginetest.Dump(t, mysql.Name, engine.Options{Host: src.Host, Port: src.Port, User: src.User, Password: src.Password, Databases: []string{"shop"}, TLSMode: "disable"})
 	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := eng.Dump(context.Background(), &buf); err != nil {
 		t.Fatal(err)
 	}
 	// What MySQL 8's mysqldump writes for a table in one of its
 	// collations that MariaDB does not have (its Japanese one).
-	mysqlDump := bytes.ReplaceAll(buf.Bytes(), []byte("utf8mb4_general_ci"), []byte("utf8mb4_ja_0900_as_cs_ks"))
-	if bytes.Equal(mysqlDump, buf.Bytes()) {
+	mysqlDump := strings.ReplaceAll(dump, "utf8mb4_general_ci", "utf8mb4_ja_0900_as_cs_ks")
+	if mysqlDump == dump {
 		t.Fatal("the dump names no utf8mb4_general_ci collation to replace")
 	}
 	scratch := serversScratch(t)
-	load := func(name, engineVersion string, dump []byte) (string, error) {
+	load := func(name, engineVersion string, dump string) (string, error) {
 		sb, err := startMariaDB(context.Background(), &manifest.Manifest{Engine: "mysql", EngineVersion: engineVersion}, filepath.Join(scratch, name))
 		if err != nil {
 			t.Fatal(err)
@@ -207,7 +203,7 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 		if err := sb.Check(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		return strings.TrimSuffix(sb.describe(), " (throwaway)"), sb.Restore(context.Background(), bytes.NewReader(dump))
+		return strings.TrimSuffix(sb.describe(), " (throwaway)"), sb.Restore(context.Background(), strings.NewReader(dump))
 	}
 
 	server, err := load("mysql8", "8.0.40 MySQL Community Server - GPL; mysqldump  Ver 8.0.40", mysqlDump)

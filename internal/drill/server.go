@@ -306,19 +306,11 @@ func parseCounts(out, sep string, n int) ([]int64, error) {
 	return counts, nil
 }
 
-var majorVersion = regexp.MustCompile(`(\d+)(\.\d+)?`)
-
-// major returns the first number in s after prefix ("PostgreSQL 15.14" → 15).
+// major returns the major of the release in s after prefix
+// ("PostgreSQL 15.14" → 15), or 0.
 func major(s, prefix string) int {
-	i := strings.Index(s, prefix)
-	if i < 0 {
-		return 0
-	}
-	mm := majorVersion.FindStringSubmatch(s[i+len(prefix):])
-	if mm == nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(mm[1])
+	first, _, _ := strings.Cut(releaseOf(s, prefix), ".")
+	n, _ := strconv.Atoi(first)
 	return n
 }
 
