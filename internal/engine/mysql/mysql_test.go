@@ -161,6 +161,15 @@ func dump(t *testing.T, e *Engine) []byte {
 	return buf.Bytes()
 }
 
+// fixtureDump makes a database holding the fixture, and returns it and
+// its dump.
+func fixtureDump(t *testing.T, s *mariadbserver.Server) (src string, data []byte) {
+	t.Helper()
+	src = newDB(t, s)
+	s.MustQuery(t, src, fixture)
+	return src, dump(t, newEngine(t, s, src))
+}
+
 // populatedTarget is a database with objects the restore must replace.
 func populatedTarget(t *testing.T, s *mariadbserver.Server) string {
 	t.Helper()
@@ -179,10 +188,8 @@ CREATE EVENT stale_event ON SCHEDULE EVERY 1 HOUR DO DELETE FROM stale WHERE a <
 
 func TestMySQL_RoundTripIntoAnotherDatabase(t *testing.T) {
 	s := server(t)
-	src := newDB(t, s)
-	s.MustQuery(t, src, fixture)
+	src, data := fixtureDump(t, s)
 	want := state(t, s, src)
-	data := dump(t, newEngine(t, s, src))
 
 	dst := populatedTarget(t, s)
 	if err := newEngine(t, s, dst).Restore(context.Background(), bytes.NewReader(data)); err != nil {
@@ -223,10 +230,8 @@ func TestMySQL_RoundTripIntoAnotherDatabase(t *testing.T) {
 
 func TestMySQL_RestoreWithStockClient(t *testing.T) {
 	s := server(t)
-	src := newDB(t, s)
-	s.MustQuery(t, src, fixture)
+	src, data := fixtureDump(t, s)
 	want := state(t, s, src)
-	data := dump(t, newEngine(t, s, src))
 	dst := newDB(t, s)
 	if _, err := s.Query(dst, string(data)); err != nil {
 		t.Fatalf("mariadb < dump: %v", err)
@@ -362,9 +367,7 @@ func TestMySQL_FailureLeavesNoNewDatabase(t *testing.T) {
 
 func TestMySQL_RestoreFailureLeavesTarget(t *testing.T) {
 	s := server(t)
-	src := newDB(t, s)
-	s.MustQuery(t, src, fixture)
-	data := dump(t, newEngine(t, s, src))
+	src, data := fixtureDump(t, s)
 	events := bytes.Index(data, []byte(eventsMarker))
 	cases := map[string][]byte{
 		"truncated in half":           data[:len(data)/2],
@@ -592,9 +595,7 @@ func engineOpts(pw string) engine.Options {
 // restore goes through.
 func TestMySQL_RestoreGivesUpOnABusyTarget(t *testing.T) {
 	s := server(t)
-	src := newDB(t, s)
-	s.MustQuery(t, src, fixture)
-	data := dump(t, newEngine(t, s, src))
+	src, data := fixtureDump(t, s)
 	want := state(t, s, src)
 	dst := populatedTarget(t, s)
 	before := state(t, s, dst)
@@ -626,9 +627,7 @@ func TestMySQL_RestoreGivesUpOnABusyTarget(t *testing.T) {
 // back as it was, once the transaction ends.
 func TestMySQL_RestoreBoundsTheSwapsWaitForATransactionBegunAfterTheProbe(t *testing.T) {
 	s := server(t)
-	src := newDB(t, s)
-	s.MustQuery(t, src, fixture)
-	data := dump(t, newEngine(t, s, src))
+	_, data := fixtureDump(t, s)
 	dst := populatedTarget(t, s)
 	before := state(t, s, dst)
 
