@@ -117,7 +117,8 @@ func newScratchTarget(engineName string, o engine.Options) (sandbox, error) {
 // durability off (its data is thrown away).
 func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandbox, error) {
 	want := major(m.EngineVersion, "PostgreSQL ")
-	bin, have := postgresBinDir()
+	bin, version := postgresBinDir()
+	have := major(version, "")
 	if bin == "" {
 		return nil, engine.Errorf(ReasonDrillServerFailed, "no PostgreSQL server (initdb, postgres) in the agent's image: drill into a scratch target instead")
 	}
@@ -137,7 +138,6 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 	}
 	sock := filepath.Join(dir, "s")
 	data := filepath.Join(dir, "data")
-	version, _, _ := strings.Cut(strings.TrimPrefix(output(filepath.Join(bin, "postgres"), "--version"), "postgres (PostgreSQL) "), " ")
 	d := &dbSandbox{starting: newStarting(), name: postgres.Name, srv: &server{name: "PostgreSQL"},
 		desc: "PostgreSQL " + version + " (throwaway)"}
 	// A minor release can add what an older one refuses to load (a new
@@ -197,22 +197,26 @@ var postgresSettings = []string{
 	"max_connections=10", "jit=off", "logging_collector=off", "log_min_messages=warning",
 }
 
-// postgresBinDir finds the newest PostgreSQL server binaries and their major.
-func postgresBinDir() (string, int) {
+// postgresBinDir finds the newest PostgreSQL server binaries and their
+// version ("15.20").
+func postgresBinDir() (dir, version string) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	if initdb := findBinary([]string{"initdb"}); initdb != "" {
 		dirs = append(dirs, filepath.Dir(initdb))
 	}
-	best, bestMajor := "", 0
+	bestMajor := 0
 	for _, d := range dirs {
 		if !isExec(filepath.Join(d, "initdb")) || !isExec(filepath.Join(d, "postgres")) {
 			continue
 		}
-		if n := major(output(filepath.Join(d, "postgres"), "--version"), "(PostgreSQL) "); n > bestMajor {
-			best, bestMajor = d, n
+		// "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+		_, v, _ := strings.Cut(output(filepath.Join(d, "postgres"), "--version"), "(PostgreSQL) ")
+		v, _, _ = strings.Cut(v, " ")
+		if n := major(v, ""); n > bestMajor {
+			dir, version, bestMajor = d, v, n
 		}
 	}
-	return best, bestMajor
+	return dir, version
 }
 
 // pgTables counts the tables of a PostgreSQL database. A dump's data for a
