@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/backstop-io/backstop/internal/compress"
@@ -526,25 +525,27 @@ func Verify(ctx context.Context, o ReadOptions) (*Artifact, error) {
 func fetchWhileChecking(ctx context.Context, o ReadOptions, eng engine.Engine) (a *Artifact, checkErr, err error) {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	var checkFailed atomic.Bool
 	checked := make(chan error, 1)
 	go func() {
 		err := eng.Check(fetchCtx)
 		if err != nil {
 			err = withReason(ReasonTargetUnreachable, fmt.Errorf("checking target: %w", err))
-			checkFailed.Store(true)
 		}
-		checked <- err
+		checked <- err // before the download is stopped, so that it is there to read then
 		if err != nil && !o.VerifyWhateverTheTarget {
 			stopFetch()
 		}
 	}()
 	a, err = Fetch(fetchCtx, o)
 	if err != nil {
-		// The channel is buffered: a check still under way ends on the
-		// deferred cancel, and no one need wait for it.
-		if checkFailed.Load() && !o.VerifyWhateverTheTarget && ctx.Err() == nil {
-			return nil, <-checked, nil
+		// A check still under way ends on the deferred cancel; the channel
+		// is buffered, so no one need wait for it.
+		select {
+		case checkErr = <-checked:
+			if checkErr != nil && !o.VerifyWhateverTheTarget && ctx.Err() == nil {
+				return nil, checkErr, nil
+			}
+		default:
 		}
 		return nil, nil, err
 	}
