@@ -121,6 +121,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	var (
 		metricsAddr          string
 		probeAddr            string
+		pprofAddr            string
 		secureMetrics        bool
 		enableHTTP2          bool
 		enableLeaderElection bool
@@ -136,6 +137,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, behind Kubernetes authentication and authorization.")
 	fs.BoolVar(&enableHTTP2, "enable-http2", false, "Serve metrics over HTTP/2 too (off: HTTP/2 rapid-reset and stream-cancel CVEs).")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	fs.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address Go's pprof profiles are served on, without authentication (bind it to localhost); 0 disables them.")
 	fs.BoolVar(&enableLeaderElection, "leader-elect", true, "Elect a leader so that only one replica reconciles.")
 	fs.StringVar(&leaderElectionID, "leader-election-id", "backstop.backstop.io", "Name of the leader election Lease.")
 	fs.StringVar(&leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's own.")
@@ -175,6 +177,7 @@ func runManager(ctx context.Context, args []string, stderr io.Writer) int {
 		Scheme:                        newScheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                enableLeaderElection,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       leaderElectionNS,

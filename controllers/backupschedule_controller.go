@@ -174,7 +174,7 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	// write from a stale read would put back what the schedule was (its
 	// conditions, a suspension since lifted) over what it is. On a conflict
 	// the reconcile runs again, on a newer read.
-	patch := newStatusPatch(bs, client.MergeFromWithOptimisticLock{})
+	patch := newLockedStatusPatch(bs)
 	var pending []scheduleEvent
 	var nextDrill time.Time
 	defer func() {

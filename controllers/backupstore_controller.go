@@ -69,7 +69,7 @@ func (r *BackupStoreReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			err = perr
 		}
 		announceTransition(r.Recorder, bs, before, "Probe")
-		recordReady(storeReady, "store", bs)
+		storeReady.record(bs)
 	}()
 
 	mode, fingerprints, err := encryptionSummary(ctx, r, bs)

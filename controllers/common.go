@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -90,14 +92,24 @@ func secretValue(ctx context.Context, c client.Reader, ns string, sel backstopv1
 // nothing new costs no API request.
 type statusPatch struct {
 	orig client.Object
-	opts []client.MergeFromOption
+	// optimisticLock sends the resourceVersion read with the patch, so that
+	// the write fails with a conflict if the object changed since.
+	optimisticLock bool
 }
 
-func newStatusPatch(obj client.Object, opts ...client.MergeFromOption) statusPatch {
-	return statusPatch{orig: obj.DeepCopyObject().(client.Object), opts: opts}
+func newStatusPatch(obj client.Object) statusPatch {
+	return statusPatch{orig: obj.DeepCopyObject().(client.Object)}
+}
+
+// newLockedStatusPatch is newStatusPatch whose write applies only over the
+// version read.
+func newLockedStatusPatch(obj client.Object) statusPatch {
+	return statusPatch{orig: obj.DeepCopyObject().(client.Object), optimisticLock: true}
 }
 
 // write sends the patch; changed says whether there was anything to send.
+// The merge patch is computed once: it is both the test for a change and
+// what is sent.
 func (p statusPatch) write(ctx context.Context, c client.Client, obj client.Object) (changed bool, err error) {
 	data, err := client.MergeFrom(p.orig).Data(obj)
 	if err != nil {
@@ -106,5 +118,32 @@ func (p statusPatch) write(ctx context.Context, c client.Client, obj client.Obje
 	if string(data) == "{}" {
 		return false, nil
 	}
-	return true, c.Status().Patch(ctx, obj, client.MergeFromWithOptions(p.orig, p.opts...))
+	if p.optimisticLock {
+		if data, err = withResourceVersion(data, p.orig.GetResourceVersion()); err != nil {
+			return false, err
+		}
+	}
+	return true, c.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data))
+}
+
+// withResourceVersion adds metadata.resourceVersion to a merge patch: the
+// API server then applies it only to that version of the object.
+func withResourceVersion(patch []byte, version string) ([]byte, error) {
+	if version == "" {
+		return nil, fmt.Errorf("cannot lock a patch to an object without a resourceVersion")
+	}
+	// Numbers stay as written: a float64 would round sizes over 2^53.
+	dec := json.NewDecoder(bytes.NewReader(patch))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	meta, _ := m["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		m["metadata"] = meta
+	}
+	meta["resourceVersion"] = version
+	return json.Marshal(m)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -124,6 +125,7 @@ func TestOperatorAtScale(t *testing.T) {
 	time.Sleep(time.Until(due) - 500*time.Millisecond)
 	before := op.mustScrape(t)
 	sampler := op.sample(watchCtx)
+	profiled := op.cpuProfile(t, os.Getenv("BACKSTOP_BENCH_CPUPROFILE"), 45*time.Second)
 
 	// Wait until every Backup is over (or the bound).
 	deadline := due.Add(maxWaitForBackups)
@@ -147,6 +149,7 @@ func TestOperatorAtScale(t *testing.T) {
 	after := op.mustScrape(t)
 	hwm := op.vmHWM(t)
 	sampler.stop()
+	<-profiled
 	snap := track.snapshot()
 
 	r := report{
@@ -508,6 +511,7 @@ type operator struct {
 	cmd        *exec.Cmd
 	done       chan struct{}
 	metricsURL string
+	pprofURL   string
 	logPath    string
 	logFile    *os.File
 	stopOnce   sync.Once
@@ -518,6 +522,7 @@ type operator struct {
 func startOperator(ctx context.Context, t *testing.T, bin, kubeconfig string) *operator {
 	t.Helper()
 	metricsPort, probePort := freePort(t), freePort(t)
+	pprofURL := ""
 	logPath := filepath.Join(t.TempDir(), "operator.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -530,13 +535,19 @@ func startOperator(ctx context.Context, t *testing.T, bin, kubeconfig string) *o
 		"--health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probePort),
 		"--agent-image="+agentImage,
 	)
+	if os.Getenv("BACKSTOP_BENCH_CPUPROFILE") != "" {
+		// Only when asked: a binary from BACKSTOP_BENCH_BINARY may not know the flag.
+		pprofPort := freePort(t)
+		cmd.Args = append(cmd.Args, "--pprof-bind-address=127.0.0.1:"+strconv.Itoa(pprofPort))
+		pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile", pprofPort)
+	}
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	op := &operator{cmd: cmd, done: make(chan struct{}), metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), logPath: logPath, logFile: logf}
+	op := &operator{cmd: cmd, done: make(chan struct{}), metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), pprofURL: pprofURL, logPath: logPath, logFile: logf}
 	go func() {
 		_ = cmd.Wait()
 		close(op.done)
@@ -560,6 +571,40 @@ func startOperator(ctx context.Context, t *testing.T, bin, kubeconfig string) *o
 		return resp.StatusCode == http.StatusOK
 	})
 	return op
+}
+
+// cpuProfile writes the operator's CPU profile of the next d to path, when
+// BACKSTOP_BENCH_CPUPROFILE names one (`go tool pprof <binary> <path>`
+// reads it). The channel is closed when the profile is written or failed.
+func (op *operator) cpuProfile(t *testing.T, path string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if path == "" || op.pprofURL == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		hc := &http.Client{Timeout: d + 30*time.Second}
+		resp, err := hc.Get(fmt.Sprintf("%s?seconds=%d", op.pprofURL, int(d.Seconds())))
+		if err != nil {
+			t.Errorf("CPU profile: %v", err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		f, err := os.Create(path)
+		if err != nil {
+			t.Errorf("CPU profile: %v", err)
+			return
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			t.Errorf("CPU profile: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Errorf("CPU profile: %v", err)
+		}
+		t.Logf("operator CPU profile of %s from the due time: %s", d, path)
+	}()
+	return done
 }
 
 func (op *operator) exited() bool {
@@ -668,13 +713,16 @@ type sampler struct {
 	maxDepth map[string]float64
 	// What the peak is made of: anonymous memory and pages of the binary
 	// (RssAnon, RssFile, at the sample of the peak VmRSS), and the largest
-	// Go heap in use seen (go_memstats_heap_inuse_bytes, once a second).
+	// Go heap in use seen (go_memstats_heap_inuse_bytes, every 5 s).
 	peakAnon, peakFile int64
 	maxHeapInuse       float64
 }
 
 // sample reads the operator's RSS every 250 ms and its work queue depths
-// every second until stop.
+// every 5 s until stop. A scrape of the metrics is not free for the
+// operator (1,000 schedules have thousands of series): scraped every second
+// it took 9% of the operator's CPU in the rush, far more than a Prometheus
+// scraping every 15 to 60 s would.
 func (op *operator) sample(ctx context.Context) *sampler {
 	s := &sampler{stopc: make(chan struct{}), done: make(chan struct{}), maxDepth: map[string]float64{}}
 	go func() {
@@ -696,7 +744,7 @@ func (op *operator) sample(ctx context.Context) *sampler {
 				}
 				s.mu.Unlock()
 			}
-			if i%4 != 0 {
+			if i%20 != 0 {
 				continue
 			}
 			sc, err := fetchMetrics(op.metricsURL)
