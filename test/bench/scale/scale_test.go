@@ -126,6 +126,7 @@ func TestOperatorAtScale(t *testing.T) {
 	before := op.mustScrape(t)
 	sampler := op.sample(watchCtx)
 	profiled := op.cpuProfile(t, os.Getenv("BACKSTOP_BENCH_CPUPROFILE"), 45*time.Second)
+	apiProfiled := apiServerProfile(ctx, t, cs, os.Getenv("BACKSTOP_BENCH_APISERVER_CPUPROFILE"), 45*time.Second)
 
 	// Wait until every Backup is over (or the bound).
 	deadline := due.Add(maxWaitForBackups)
@@ -150,6 +151,7 @@ func TestOperatorAtScale(t *testing.T) {
 	hwm := op.vmHWM(t)
 	sampler.stop()
 	<-profiled
+	<-apiProfiled
 	snap := track.snapshot()
 
 	r := report{
@@ -603,6 +605,31 @@ func (op *operator) cpuProfile(t *testing.T, path string, d time.Duration) <-cha
 			t.Errorf("CPU profile: %v", err)
 		}
 		t.Logf("operator CPU profile of %s from the due time: %s", d, path)
+	}()
+	return done
+}
+
+// apiServerProfile writes the API server's CPU profile of the next d to
+// path, when BACKSTOP_BENCH_APISERVER_CPUPROFILE names one: on these two
+// cores the API server, not the operator, takes most of the CPU in the rush.
+func apiServerProfile(ctx context.Context, t *testing.T, cs kubernetes.Interface, path string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	if path == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		data, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
+			Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d+30*time.Second).DoRaw(ctx)
+		if err == nil {
+			err = os.WriteFile(path, data, 0o644)
+		}
+		if err != nil {
+			t.Errorf("API server CPU profile: %v", err)
+			return
+		}
+		t.Logf("API server CPU profile of %s from the due time: %s", d, path)
 	}()
 	return done
 }
