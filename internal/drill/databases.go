@@ -23,10 +23,6 @@ type dbSandbox struct {
 	name string // the engine's
 	srv  *server
 	desc string
-	// olderServer, when set, says that the throwaway server is another
-	// kind than the backup's or an older release, which may explain a load
-	// that fails.
-	olderServer string
 	// Set when the database is ready.
 	eng   engine.Engine
 	tc    tableCounter
@@ -50,12 +46,11 @@ func (d *dbSandbox) Dump(context.Context, io.Writer) error {
 	return errors.New("a drill does not dump")
 }
 
+// Restore loads the dump. A load that fails says so when the throwaway
+// server is older than the backup's, or another kind: the restore pipeline
+// compares the backup's versions with Version's.
 func (d *dbSandbox) Restore(ctx context.Context, r io.Reader) error {
-	err := d.eng.Restore(ctx, r)
-	if d.olderServer != "" && engine.ReasonOf(err) == engine.ReasonRestoreFailed && ctx.Err() == nil {
-		return engine.Errorf(engine.ReasonOf(err), "%w; %s", err, d.olderServer)
-	}
-	return err
+	return d.eng.Restore(ctx, r)
 }
 
 func (d *dbSandbox) checkInventory(ctx context.Context, m *manifest.Manifest, r *Report) {
@@ -140,16 +135,6 @@ func startPostgres(ctx context.Context, m *manifest.Manifest, dir string) (sandb
 	data := filepath.Join(dir, "data")
 	d := &dbSandbox{starting: newStarting(), name: postgres.Name, srv: &server{name: "PostgreSQL"},
 		desc: "PostgreSQL " + version + " (throwaway)"}
-	// A minor release can add what an older one refuses to load (a new
-	// column option, say, or a psql meta-command of pg_dump's), so a dump of
-	// a newer server or by a newer pg_dump may not load here.
-	backup := releaseOf(m.EngineVersion, "PostgreSQL ")
-	if dumper := releaseOf(m.EngineVersion, "pg_dump (PostgreSQL) "); newerRelease(dumper, backup) {
-		backup = dumper
-	}
-	if backup != "" {
-		d.olderServer = olderServer("PostgreSQL "+backup, "PostgreSQL "+releaseNumber.FindString(version))
-	}
 	go func() {
 		d.finish(func() error {
 			if err := runSetup(ctx, "initdb", cred, dir, filepath.Join(bin, "initdb"), "-D", data, "-U", "backstop",
@@ -279,7 +264,7 @@ func startMariaDB(ctx context.Context, m *manifest.Manifest, dir string) (sandbo
 	sock := filepath.Join(dir, "mysqld.sock")
 	version := mariadbVersion(output(mariadbd, "--version"))
 	d := &dbSandbox{starting: newStarting(), name: mysql.Name, srv: &server{name: "MariaDB"},
-		desc: version + " (throwaway)", olderServer: olderServer(mysqlBackupServer(m.EngineVersion), version)}
+		desc: version + " (throwaway)"}
 	password := randomPassword()
 	go func() {
 		d.finish(func() error {
@@ -357,44 +342,6 @@ func mariadbVersion(s string) string {
 		return "MariaDB " + n
 	}
 	return "MySQL " + v
-}
-
-// mysqlBackupServer names the server a mysql backup came from, as
-// mariadbVersion does ("MariaDB 10.11.19", "MySQL 8.0.40"), from the
-// manifest's engineVersion ("8.0.40 MySQL Community Server - GPL; ..."),
-// or "" when it does not say.
-func mysqlBackupServer(engineVersion string) string {
-	server, _, _ := strings.Cut(engineVersion, ";")
-	server = strings.TrimSpace(server)
-	release := releaseNumber.FindString(server)
-	switch {
-	case release == "":
-		return ""
-	case strings.Contains(server, "MariaDB"):
-		return "MariaDB " + release
-	}
-	return "MySQL " + release
-}
-
-// olderServer says why a dump may not load into the drill's server, both
-// named as "<kind> <release>": it is another kind of server than the
-// backup's (MySQL 8 has collations MariaDB lacks), or an older release (a
-// minor release can add what an older one refuses, such as a new column
-// option). "" when neither.
-func olderServer(backup, drill string) string {
-	backupKind, backupRelease, _ := strings.Cut(backup, " ")
-	drillKind, drillRelease, _ := strings.Cut(drill, " ")
-	switch {
-	case backupRelease == "" || drillRelease == "":
-		return ""
-	case backupKind != drillKind:
-		return fmt.Sprintf("the backup was made with %s and the drill's server is %s, which may not load all a %s dump holds: drill into a scratch target of the backup's kind instead",
-			backup, drill, backupKind)
-	case newerRelease(backupRelease, drillRelease):
-		return fmt.Sprintf("the backup was made with %s and the drill's server is an older %s, which may not load all a newer release dumps: drill with an image whose %s is %s or newer, or into a scratch target",
-			backup, drillRelease, backupKind, backupRelease)
-	}
-	return ""
 }
 
 // myTables counts the tables of a MariaDB or MySQL server.

@@ -59,41 +59,6 @@ func TestVersions(t *testing.T) {
 	if n := major("MariaDB 10.11", "PostgreSQL "); n != 0 {
 		t.Errorf("no major = %d", n)
 	}
-	if v := releaseOf("PostgreSQL 15.20 (Debian 15.20-0+deb12u1); pg_dump (PostgreSQL) 15.18", "PostgreSQL "); v != "15.20" {
-		t.Errorf("the backup's release = %q, want 15.20", v)
-	}
-	for _, c := range []struct {
-		a, b  string
-		newer bool
-	}{
-		{"15.20", "15.18", true}, {"15.18", "15.20", false}, {"15.18", "15.18", false},
-		{"15.9", "15.10", false}, {"16.1", "15.20", true}, {"10.11.19", "10.11.6", true},
-		{"15.1", "15", true}, {"", "15.18", false}, {"15.18", "", false},
-	} {
-		if got := newerRelease(c.a, c.b); got != c.newer {
-			t.Errorf("newerRelease(%q, %q) = %v", c.a, c.b, got)
-		}
-	}
-	for in, want := range map[string]string{
-		"10.11.19-MariaDB-0+deb12u1 Debian 12; mariadb-dump from 10.11.19-MariaDB": "MariaDB 10.11.19",
-		"8.0.40 MySQL Community Server - GPL; mysqldump  Ver 8.0.40":               "MySQL 8.0.40",
-		"": "",
-	} {
-		if got := mysqlBackupServer(in); got != want {
-			t.Errorf("mysqlBackupServer(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for _, c := range []struct{ backup, drill, want string }{
-		{"MySQL 8.0.40", "MariaDB 10.11.19", "the backup was made with MySQL 8.0.40 and the drill's server is MariaDB 10.11.19, which may not load all a MySQL dump holds"},
-		{"MariaDB 11.4.2", "MariaDB 10.11.19", "the backup was made with MariaDB 11.4.2 and the drill's server is an older 10.11.19"},
-		{"MariaDB 10.11.6", "MariaDB 10.11.19", ""},
-		{"MariaDB 10.11.19", "MariaDB", ""},
-		{"", "MariaDB 10.11.19", ""},
-	} {
-		if got := olderServer(c.backup, c.drill); (c.want == "") != (got == "") || !strings.HasPrefix(got, c.want) {
-			t.Errorf("olderServer(%q, %q) = %q, want it to start with %q", c.backup, c.drill, got, c.want)
-		}
-	}
 	for in, want := range map[string]string{
 		"/usr/sbin/mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)": "MariaDB 10.11.19",
 		"/usr/sbin/mysqld  Ver 8.0.40 for Linux on x86_64 (MySQL Community Server - GPL)":               "MySQL 8.0.40",
@@ -141,7 +106,7 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 		t.Fatal("no PostgreSQL server binaries: the drill's tests need them (make test installs them)")
 	}
 	scratch := serversScratch(t)
-	server, have := releaseNumber.FindString(version), major(version, "")
+	server, have := engine.ReleaseOf(version, ""), major(version, "")
 
 	// A column option this server does not know, as a newer release's dump
 	// can carry; the dump is otherwise complete.
@@ -156,7 +121,7 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 		if err := sb.Check(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		return sb.Restore(context.Background(), strings.NewReader(dump))
+		return loadWithHint(t, sb, m, dump)
 	}
 
 	newer := fmt.Sprintf("%d.999", have)
@@ -166,7 +131,7 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	} {
 		err := load(strings.ReplaceAll(c.name, " ", "-"), c.backupServer, c.backupDumper)
 		if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "no_such_option") ||
-			!strings.Contains(err.Error(), "the backup was made with PostgreSQL "+newer+" and the drill's server is an older "+server) {
+			!strings.Contains(err.Error(), "the backup was made with PostgreSQL "+newer+" and the server restored into is an older "+server) {
 			t.Fatalf("%s: a backup made with %s into %s: %v (reason %q)", c.name, newer, server, err, engine.ReasonOf(err))
 		}
 	}
@@ -174,6 +139,25 @@ func TestOlderServerNamedWhenTheLoadFails(t *testing.T) {
 	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || strings.Contains(err.Error(), "older") {
 		t.Fatalf("a backup of the server's own release %s: %v (reason %q)", server, err, engine.ReasonOf(err))
 	}
+}
+
+// loadWithHint loads dump into the throwaway server and, when the load
+// fails, adds what the restore pipeline adds: the hint the backup's and the
+// server's own Version give (the pipeline's test covers that it does).
+func loadWithHint(t *testing.T, sb sandbox, m *manifest.Manifest, dump string) error {
+	t.Helper()
+	err := sb.Restore(context.Background(), strings.NewReader(dump))
+	if err == nil {
+		return nil
+	}
+	version, verr := sb.Version(context.Background())
+	if verr != nil {
+		t.Fatalf("the throwaway server's version: %v", verr)
+	}
+	if hint := engine.LoadHint(m.Engine, m.EngineVersion, version); hint != "" {
+		return engine.Errorf(engine.ReasonOf(err), "%w; %s", err, hint)
+	}
+	return err
 }
 
 // A MySQL backup that the drill's MariaDB refuses (a MySQL 8 collation)
@@ -195,7 +179,8 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 	}
 	scratch := serversScratch(t)
 	load := func(name, engineVersion string, dump string) (string, error) {
-		sb, err := startMariaDB(context.Background(), &manifest.Manifest{Engine: "mysql", EngineVersion: engineVersion}, filepath.Join(scratch, name))
+		m := &manifest.Manifest{Engine: "mysql", EngineVersion: engineVersion}
+		sb, err := startMariaDB(context.Background(), m, filepath.Join(scratch, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,12 +188,12 @@ func TestMySQLDumpIntoMariaDBNamesBothServers(t *testing.T) {
 		if err := sb.Check(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		return strings.TrimSuffix(sb.describe(), " (throwaway)"), sb.Restore(context.Background(), strings.NewReader(dump))
+		return strings.TrimSuffix(sb.describe(), " (throwaway)"), loadWithHint(t, sb, m, dump)
 	}
 
 	server, err := load("mysql8", "8.0.40 MySQL Community Server - GPL; mysqldump  Ver 8.0.40", mysqlDump)
 	if engine.ReasonOf(err) != engine.ReasonRestoreFailed || !strings.Contains(err.Error(), "utf8mb4_ja_0900_as_cs_ks") ||
-		!strings.Contains(err.Error(), "the backup was made with MySQL 8.0.40 and the drill's server is "+server+", which may not load all a MySQL dump holds") {
+		!strings.Contains(err.Error(), "the backup was made with MySQL 8.0.40 and the server restored into is "+server+", which may not load all a MySQL dump holds") {
 		t.Fatalf("a MySQL 8 dump into %s: %v (reason %q)", server, err, engine.ReasonOf(err))
 	}
 	release := strings.TrimPrefix(server, "MariaDB ")

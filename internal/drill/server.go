@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -309,39 +308,9 @@ func parseCounts(out, sep string, n int) ([]int64, error) {
 // major returns the major of the release in s after prefix
 // ("PostgreSQL 15.14" → 15), or 0.
 func major(s, prefix string) int {
-	first, _, _ := strings.Cut(releaseOf(s, prefix), ".")
+	first, _, _ := strings.Cut(engine.ReleaseOf(s, prefix), ".")
 	n, _ := strconv.Atoi(first)
 	return n
-}
-
-var releaseNumber = regexp.MustCompile(`^\d+(\.\d+)*`)
-
-// releaseOf returns the version number in s after prefix
-// ("PostgreSQL 15.20 (Debian 15.20-0+deb12u1); pg_dump ..." → "15.20"),
-// or "" when there is none.
-func releaseOf(s, prefix string) string {
-	i := strings.Index(s, prefix)
-	if i < 0 {
-		return ""
-	}
-	return releaseNumber.FindString(s[i+len(prefix):])
-}
-
-// newerRelease tells whether version a ("15.20") is a later release than b
-// ("15.18"), comparing number by number; an empty one is never newer.
-func newerRelease(a, b string) bool {
-	if a == "" || b == "" {
-		return false
-	}
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, _ := strconv.Atoi(as[i])
-		y, _ := strconv.Atoi(bs[i])
-		if x != y {
-			return x > y
-		}
-	}
-	return len(as) > len(bs)
 }
 
 func output(bin string, args ...string) string {

@@ -28,6 +28,10 @@ type fakeEngine struct {
 	checkErr  error
 	// checkHangs makes Check wait until its context ends.
 	checkHangs bool
+	// version is what Version reports ("fake 1.0" when empty).
+	version string
+	// restoreErr, when set, is what Restore returns once it has read the dump.
+	restoreErr error
 
 	mu            sync.Mutex
 	dumpCalled    bool
@@ -53,7 +57,12 @@ func (f *fakeEngine) Check(ctx context.Context) error {
 	return f.checkErr
 }
 
-func (f *fakeEngine) Version(ctx context.Context) (string, error) { return "fake 1.0", nil }
+func (f *fakeEngine) Version(ctx context.Context) (string, error) {
+	if f.version != "" {
+		return f.version, nil
+	}
+	return "fake 1.0", nil
+}
 
 func (f *fakeEngine) Dump(ctx context.Context, w io.Writer) error {
 	f.mu.Lock()
@@ -87,7 +96,7 @@ func (f *fakeEngine) Restore(ctx context.Context, r io.Reader) error {
 	f.mu.Lock()
 	f.restored = b
 	f.mu.Unlock()
-	return nil
+	return f.restoreErr
 }
 
 // touched tells whether the target was written to. Its check only reads,

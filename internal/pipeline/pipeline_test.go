@@ -667,3 +667,49 @@ func TestRestore_TargetCheckedWhileTheArtifactDownloads(t *testing.T) {
 		t.Fatalf("restore verifying whatever the target: %v, verified %v, target written to %v", err, verified, eng.touched())
 	}
 }
+
+// A load that fails names the releases when the server restored into is
+// older than the backup's (or its psql is older than the backup's pg_dump),
+// and says nothing more when the releases do not explain it.
+func TestRestore_FailedLoadNamesAnOlderRelease(t *testing.T) {
+	key := newKey(t)
+	st, _ := newFS(t)
+	dump := []byte("--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n\n--\n-- PostgreSQL database dump complete\n--\n\n")
+	src := newFake("postgres", dump)
+	src.version = "PostgreSQL 15.20 (Debian 15.20-0+deb12u1); pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+	backupTo(t, st, src, crypto.EncryptOptions{Mode: crypto.ModeX25519, Recipients: []string{key.recipient}})
+	ro := ReadOptions{Store: st, ArtifactPath: artifactPath, ScratchDir: t.TempDir(),
+		Decrypt: crypto.DecryptOptions{Identities: []age.Identity{key.identity}}}
+	refused := engine.Errorf(engine.ReasonRestoreFailed, `psql: ERROR:  unrecognized parameter "no_such_option"`)
+
+	for _, c := range []struct {
+		name, target string
+		err          error
+		want         string
+	}{
+		{"older server", "PostgreSQL 15.18; pg_dump (PostgreSQL) 15.20", refused,
+			"the backup was made with PostgreSQL 15.20 and the server restored into is an older 15.18, which may not load all a newer release dumps: restore into PostgreSQL 15.20 or newer"},
+		{"older psql", "PostgreSQL 15.20; pg_dump (PostgreSQL) 15.13", refused,
+			"the backup was made with PostgreSQL 15.20 and the restore's psql is an older 15.13"},
+		{"same release", "PostgreSQL 15.20; pg_dump (PostgreSQL) 15.20", refused, ""},
+		{"newer release", "PostgreSQL 16.4; pg_dump (PostgreSQL) 16.4", refused, ""},
+		// A busy target is not explained by its release.
+		{"busy", "PostgreSQL 15.18; pg_dump (PostgreSQL) 15.18", engine.Errorf(engine.ReasonTargetBusy, "lock timeout"), ""},
+	} {
+		eng := newFake("postgres", nil)
+		eng.version, eng.restoreErr = c.target, c.err
+		_, err := Restore(context.Background(), ro, eng)
+		if err == nil || !strings.Contains(err.Error(), c.err.Error()) {
+			t.Fatalf("%s: restore = %v, want the engine's error %q", c.name, err, c.err)
+		}
+		if engine.ReasonOf(err) != engine.ReasonOf(c.err) {
+			t.Errorf("%s: reason %q, want the engine's %q", c.name, engine.ReasonOf(err), engine.ReasonOf(c.err))
+		}
+		if c.want == "" && strings.Contains(err.Error(), "the backup was made with") {
+			t.Errorf("%s: %v names releases that do not explain it", c.name, err)
+		}
+		if c.want != "" && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v\nwant it to say %q", c.name, err, c.want)
+		}
+	}
+}

@@ -608,7 +608,26 @@ func Restore(ctx context.Context, o ReadOptions, eng engine.Engine) (*manifest.M
 		err = nil
 	}
 	if err != nil {
+		if engine.ReasonOf(err) == engine.ReasonRestoreFailed && ctx.Err() == nil {
+			err = withLoadHint(ctx, eng, a.Manifest, err)
+		}
 		return nil, withReason(ReasonRestoreFailed, fmt.Errorf("restore failed: %w", err))
 	}
 	return a.Manifest, nil
+}
+
+// withLoadHint adds to a load that failed what may explain it: the server
+// (or psql) restored into is an older release than the backup's, or another
+// kind of server. The error is left as it is when the versions do not say.
+func withLoadHint(ctx context.Context, eng engine.Engine, m *manifest.Manifest, err error) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	target, verr := eng.Version(ctx)
+	if verr != nil {
+		return err
+	}
+	if hint := engine.LoadHint(m.Engine, m.EngineVersion, target); hint != "" {
+		return engine.Errorf(engine.ReasonOf(err), "%w; %s", err, hint)
+	}
+	return err
 }

@@ -621,7 +621,7 @@ func apiServerProfile(ctx context.Context, t *testing.T, cs kubernetes.Interface
 	go func() {
 		defer close(done)
 		data, err := cs.Discovery().RESTClient().Get().AbsPath("/debug/pprof/profile").
-			Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d+30*time.Second).DoRaw(ctx)
+			Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d + 30*time.Second).DoRaw(ctx)
 		if err == nil {
 			err = os.WriteFile(path, data, 0o644)
 		}
