@@ -74,6 +74,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -1133,6 +1134,13 @@ func (e *Engine) rollback(ctx context.Context, s *section, old string, oldObj, n
 	if err != nil {
 		return err
 	}
+	// Before the rename, the swap has only dropped triggers and views. When
+	// none is missing (their first DROP waited too long for a table another
+	// session took), the target is as it was: recreating them would wait
+	// for that session, as long as it holds the table.
+	if !swapped && containsAll(cur.triggers, oldObj.triggers) && containsAll(cur.views, oldObj.views) {
+		return nil
+	}
 	drop := dropStatements(target, cur, true, true, true, true)
 	if drop != "" {
 		if _, err := e.exec(ctx, "", drop, ""); err != nil {
@@ -1148,6 +1156,16 @@ func (e *Engine) rollback(ctx context.Context, s *section, old string, oldObj, n
 	}
 	_, err = e.exec(ctx, target, oldSQL, "")
 	return err
+}
+
+// containsAll tells whether have holds every name of want.
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // classify is the package's classify, with what the engine's options
