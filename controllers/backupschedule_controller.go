@@ -177,13 +177,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	patch := newLockedStatusPatch(bs)
 	var pending []scheduleEvent
 	var nextDrill time.Time
-	// statusFollows: this reconcile created the due time's Backup and has
-	// nothing else to report. The Backup's own event brings the schedule
-	// back (behind the schedules that are due), and that reconcile writes
-	// the status: the Backup, by its name, is the record that the due time
-	// is handled. Writing it here would put a second round trip before the
-	// next schedule's Backup when a thousand fall due at once.
-	var statusFollows bool
 	defer func() {
 		// The next due time comes at the default priority, whatever woke
 		// this reconcile (a Backup's change comes behind).
@@ -197,10 +190,6 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		var interval time.Duration
 		if perr == nil { // the parse error; perr below is the patch's
 			interval = sched.ExpectedInterval(now)
-		}
-		if statusFollows && err == nil {
-			recordScheduleMetrics(bs, interval, all)
-			return
 		}
 		bs.Status.ObservedGeneration = bs.Generation
 		changed, perr := patch.write(ctx, r.Client, bs)
@@ -260,12 +249,8 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if !due.Missed.IsZero() {
 		if wasSuspended {
 			note = r.skipSuspended(bs, due, all, sched.Location(), &pending)
-		} else {
-			created, err := r.runDue(ctx, bs, due, all, active, &pending)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			statusFollows = created && len(pending) == 0
+		} else if err := r.runDue(ctx, bs, due, all, active, &pending); err != nil {
+			return ctrl.Result{}, err
 		}
 	}
 
@@ -427,7 +412,7 @@ func (r *BackupScheduleReconciler) skipSuspended(bs *backstopv1alpha1.BackupSche
 // runDue creates the Backup for the due time, or records why it does not.
 // all holds every Backup of the schedule, terminating ones included; active
 // the unfinished ones.
-func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alpha1.BackupSchedule, due schedule.Due, all, active []*backstopv1alpha1.Backup, pending *[]scheduleEvent) (created bool, err error) {
+func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alpha1.BackupSchedule, due schedule.Due, all, active []*backstopv1alpha1.Backup, pending *[]scheduleEvent) error {
 	log := ctrl.LoggerFrom(ctx)
 	scheduled := metav1.NewTime(due.Missed)
 	name := schedule.BackupName(bs.Name, due.Missed)
@@ -439,7 +424,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 	// due time is handled. It is never concurrent with itself.
 	if findBackup(all, name) != nil {
 		handled()
-		return false, nil
+		return nil
 	}
 	older := due.Passed() - 1 // Missed itself runs, or is reported on its own
 	if note := missedBefore(bs, older, due.Missed); note != "" {
@@ -451,7 +436,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		// would be folded into it.
 		*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonMissedSchedule, action: "Skip",
 			note: fmt.Sprintf("missed the backup due at %s: past startingDeadlineSeconds", due.Missed.Format(time.RFC3339))})
-		return false, nil
+		return nil
 	}
 
 	// Only Backups of earlier due times can be in the way.
@@ -465,17 +450,17 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 		// The cache may not show this due time's Backup yet: ask the API
 		// server before skipping or deleting anything.
 		if exists, err := r.backupExists(ctx, bs.Namespace, name); err != nil {
-			return false, err
+			return err
 		} else if exists {
 			handled()
-			return false, nil
+			return nil
 		}
 		// And only Backups still running by the API server count.
 		var running []*backstopv1alpha1.Backup
 		for _, bk := range earlier {
 			cur, err := r.stillRunning(ctx, bk)
 			if err != nil {
-				return false, err
+				return err
 			}
 			if cur != nil {
 				running = append(running, cur)
@@ -490,7 +475,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 				}
 				if err != nil {
 					// A conflict: it changed since it was read; decide again.
-					return false, err
+					return err
 				}
 				r.Recorder.Eventf(bs, old, corev1.EventTypeNormal, ReasonReplaced, "Replace",
 					"deleted Backup %s (due at %s, still running) to start Backup %s for %s: concurrencyPolicy is Replace",
@@ -504,7 +489,7 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 				*pending = append(*pending, scheduleEvent{eventType: corev1.EventTypeWarning, reason: ReasonSkippedConcurrent,
 					note: fmt.Sprintf("skipped the backup due at %s: Backup %s (due at %s) is still running",
 						due.Missed.Format(time.RFC3339), running[0].Name, backupTime(running[0]).Format(time.RFC3339))})
-				return false, nil
+				return nil
 			}
 		}
 	}
@@ -523,17 +508,18 @@ func (r *BackupScheduleReconciler) runDue(ctx context.Context, bs *backstopv1alp
 	}
 	bk.Spec.ScheduleRef = &backstopv1alpha1.LocalObjectReference{Name: bs.Name}
 	if err := r.Create(ctx, bk); err != nil && !apierrors.IsAlreadyExists(err) {
-		return false, err
+		return err
 	} else if err == nil {
-		created = true
 		r.Recorder.Eventf(bs, bk, corev1.EventTypeNormal, ReasonBackupCreated, "Schedule", "created Backup %s for %s", name, due.Missed.Format(time.RFC3339))
 	}
 	handled()
+	// Active now, as the next reconcile will find it: that one then has
+	// nothing to write.
 	if !slices.Contains(bs.Status.Active, name) {
 		bs.Status.Active = append(bs.Status.Active, name)
 		sort.Strings(bs.Status.Active)
 	}
-	return created, nil
+	return nil
 }
 
 // BackupSpecOf is the spec of a Backup with a schedule's settings: its
