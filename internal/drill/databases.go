@@ -333,15 +333,13 @@ func onlyDatabase(ctx context.Context, e *mysql.Engine) (string, error) {
 
 // mariadbVersion makes "MariaDB 10.11.19" of mariadbd --version.
 func mariadbVersion(s string) string {
-	_, v, ok := strings.Cut(s, " Ver ")
-	if !ok {
-		return "MariaDB"
+	// What follows "Ver" reads as the server part of a mysql Version string.
+	if _, v, ok := strings.Cut(s, " Ver "); ok {
+		if server := engine.MySQLServer(v); server != "" {
+			return server
+		}
 	}
-	v, _, _ = strings.Cut(v, " ")
-	if n, _, ok := strings.Cut(v, "-MariaDB"); ok {
-		return "MariaDB " + n
-	}
-	return "MySQL " + v
+	return "MariaDB"
 }
 
 // myTables counts the tables of a MariaDB or MySQL server.
